@@ -1,0 +1,251 @@
+"""The container's init: runs in the new namespaces and ends in execve of the user's process.
+
+Steps, in order (each needs the one before):
+ 1. oom_score_adj, rootfs mounts and /dev            (still sees the host paths)
+ 2. createRuntime hooks (run by the parent), then createContainer hooks (here)
+ 3. pivot_root into the rootfs
+ 4. hostname, domainname, sysctls                    (before /proc/sys is made read-only)
+ 5. console: a pty whose master goes to the console socket
+ 6. read-only root, read-only and masked paths
+ 7. rlimits; find the executable                     (errors up to here fail `create`)
+ 8. tell the parent READY; block on the exec fifo until `start`
+ 9. startContainer hooks
+10. seccomp now if it cannot wait for no_new_privs; identity (groups, gid, uid) keeping capabilities;
+    capabilities; no_new_privs; seccomp; close stray fds; execve
+"""
+
+from __future__ import annotations
+
+import os
+
+from kobako.runtime import hooks as hooks_mod
+from kobako.runtime import syscalls as sc
+from kobako.runtime.process.channel import HOOKS, READY, Channel
+from kobako.runtime.rootfs import RootfsBuilder
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class InitConfig:
+    """Everything the init needs, prepared by the parent before fork."""
+
+    def __init__(
+        self,
+        spec: dict,
+        rootfs: str,
+        fifo_fd: int,
+        console_fd: int,
+        no_pivot: bool,
+        preserve_fds: int,
+        cgroup_path: str,
+        state: dict,
+        new_mount_ns: bool,
+        new_uts_ns: bool,
+    ) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.fifo_fd = fifo_fd
+        self.console_fd = console_fd
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        self.cgroup_path = cgroup_path
+        self.state = state
+        self.new_mount_ns = new_mount_ns
+        self.new_uts_ns = new_uts_ns
+
+
+def container_init(cfg: InitConfig, chan: Channel) -> None:
+    """Never returns: execs the user process or raises (the caller reports and _exits)."""
+    spec = cfg.spec
+    proc = spec["process"]
+    linux = spec.get("linux", {})
+    hooks = spec.get("hooks", {})
+    if "oomScoreAdj" in proc:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    fifo_fd = cfg.fifo_fd
+    preload(proc, linux.get("seccomp"), bool(hooks.get("startContainer") or hooks.get("createContainer")))
+
+    builder = RootfsBuilder(spec, cfg.rootfs)
+    builder.cgroup_path = cfg.cgroup_path
+    if cfg.new_mount_ns:
+        builder.prepare()
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        chan.send(HOOKS)
+        chan.expect("go")
+    hooks_mod.run("createContainer", hooks.get("createContainer", []), cfg.state)
+    if cfg.new_mount_ns:
+        builder.pivot(cfg.no_pivot)
+    else:
+        os.chroot(cfg.rootfs)
+        os.chdir("/")
+
+    if cfg.new_uts_ns:
+        if spec.get("hostname"):
+            sc.linux.sethostname(spec["hostname"])
+        if spec.get("domainname"):
+            sc.linux.setdomainname(spec["domainname"])
+    for key, value in linux.get("sysctl", {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+
+    if proc.get("terminal") and cfg.console_fd >= 0:
+        _setup_console(cfg.console_fd)
+    if cfg.new_mount_ns:
+        builder.finish()
+    _apply_rlimits(proc.get("rlimits", []))
+    env = proc.get("env", [])
+    executable = find_executable(proc["args"][0], env)
+    cwd = proc.get("cwd", "/")
+    if not os.path.isdir(cwd):
+        try:
+            os.makedirs(cwd, 0o755)  # as runc does; a read-only root leaves it to fail at chdir
+        except OSError:
+            pass
+
+    chan.send(READY)
+    chan.close()
+    if fifo_fd >= 0:
+        # Blocks until `start` opens the fifo for reading: this is the create/start barrier.
+        wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(fifo_fd)
+    hooks_mod.run("startContainer", hooks.get("startContainer", []), cfg.state)
+    become_process(proc, linux.get("seccomp"), cfg.preserve_fds)
+    os.execve(executable, proc["args"], _env_dict(env))
+
+
+def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
+    """Import now what the steps after pivot_root import lazily: after it, the host's Python library is gone.
+
+    (The same holds after setns into a container's mount namespace in ``exec``.)
+    """
+    import ctypes  # noqa: F401
+    import warnings  # noqa: F401
+
+    from kobako.runtime.security import _libc, capabilities
+
+    _libc.libc()
+    capabilities.last_cap()
+    if proc.get("rlimits"):
+        import resource  # noqa: F401
+    if proc.get("terminal"):
+        import socket  # noqa: F401
+        import termios  # noqa: F401
+    if seccomp:
+        from kobako.runtime.security import seccomp as seccomp_mod
+
+        seccomp_mod._libseccomp()
+    if needs_subprocess:
+        import subprocess  # noqa: F401
+
+
+def become_process(proc: dict, seccomp: dict | None, preserve_fds: int) -> None:
+    """Identity, capabilities, no_new_privs and seccomp: the last steps before execve (init and exec)."""
+    from kobako.runtime.security import capabilities
+
+    nnp = proc.get("noNewPrivileges", False)
+    if seccomp and not nnp:
+        # Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in before capabilities drop.
+        _load_seccomp(seccomp)
+    user = proc.get("user", {})
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    caps = proc.get("capabilities")
+    if caps is not None:
+        capabilities.set_keep_caps(True)
+    os.setgroups(user.get("additionalGids", []))
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if "umask" in user:
+        os.umask(user["umask"])
+    cwd = proc.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"chdir to cwd {cwd!r} set in config.json failed: {exc.strerror}") from exc
+    if caps is not None:
+        capabilities.apply(caps)
+        capabilities.set_keep_caps(False)
+    if nnp:
+        sc.linux.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if seccomp:
+            _load_seccomp(seccomp)
+    _close_stray_fds(3 + preserve_fds)
+
+
+def _load_seccomp(profile: dict) -> None:
+    from kobako.runtime.security import seccomp
+
+    seccomp.load(profile)
+
+
+def _setup_console(console_fd: int) -> None:
+    import fcntl
+    import socket
+    import termios
+
+    master, slave = os.openpty()
+    sock = socket.socket(fileno=console_fd)
+    try:
+        sock.sendmsg([b"/dev/ptmx"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, master.to_bytes(4, "little"))])
+    finally:
+        sock.close()
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    # /dev/console in the container is the pty, as runc does.
+    try:
+        if not os.path.exists("/dev/console"):
+            with open("/dev/console", "w"):
+                pass
+        sc.linux.mount(os.ttyname(slave), "/dev/console", None, sc.MS_BIND, None)
+    except OSError:
+        pass  # a read-only /dev: the pty is still the process's stdio
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+
+
+def _apply_rlimits(rlimits: list[dict]) -> None:
+    if not rlimits:
+        return
+    import resource
+
+    for rl in rlimits:
+        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+
+
+def _env_dict(env: list[str]) -> dict[str, str]:
+    out = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """Resolve args[0] like execvp would, with the container's PATH; a clear error if it is missing."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise FileNotFoundError(2, f"exec: {name!r}: no such file or directory in the container")
+        return name
+    path = _env_dict(env).get("PATH", DEFAULT_PATH)
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, f"exec: {name!r}: executable file not found in $PATH")
+
+
+def _close_stray_fds(first: int) -> None:
+    """Mark every fd from ``first`` on close-on-exec, so only stdio and --preserve-fds reach the process."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass

@@ -1,0 +1,139 @@
+"""The one seam between the runtime and the kernel calls that Python's os module lacks.
+
+``LinuxSyscalls`` calls libc through ctypes, loaded on first use so that commands that never touch the kernel
+(``state``, ``list``) do not pay for it. ``kobako.testing.syscalls.RecordingSyscalls`` records calls instead
+for fast unit tests; integration tests always use the real kernel.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; annotations are strings anyway
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+
+# clone(2) flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# mount(2) flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+
+if TYPE_CHECKING:
+
+    class Syscalls(Protocol):
+        def mount(
+            self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+        ) -> None: ...
+        def umount2(self, target: str, flags: int) -> None: ...
+        def pivot_root(self, new_root: str, put_old: str) -> None: ...
+        def unshare(self, flags: int) -> None: ...
+        def setns(self, fd: int, nstype: int) -> None: ...
+        def sethostname(self, name: str) -> None: ...
+        def setdomainname(self, name: str) -> None: ...
+        def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int: ...
+
+
+class LinuxSyscalls:
+    """Real kernel calls. Every failure is an OSError carrying errno, like the os module's."""
+
+    def __init__(self) -> None:
+        self._libc: Any = None
+
+    def _lib(self) -> Any:
+        if self._libc is None:
+            import ctypes
+
+            self._libc = ctypes.CDLL(None, use_errno=True)
+        return self._libc
+
+    def _check(self, ret: int, what: str, path: str | None = None) -> int:
+        if ret == -1:
+            import ctypes
+
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        return ret
+
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None:
+        enc = _encode
+        self._check(
+            self._lib().mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
+            f"mount {source or 'none'} on {target}",
+            target,
+        )
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._check(self._lib().umount2(_encode(target), flags), f"umount {target}", target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._check(self._lib().syscall(155, _encode(new_root), _encode(put_old)), "pivot_root", new_root)
+
+    def unshare(self, flags: int) -> None:
+        self._check(self._lib().unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._check(self._lib().setns(fd, nstype), "setns")
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._lib().sethostname(raw, len(raw)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._lib().setdomainname(raw, len(raw)), "setdomainname")
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        import ctypes
+
+        ul = ctypes.c_ulong
+        return self._check(
+            self._lib().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), f"prctl({option})"
+        )
+
+
+def _encode(value: str | None) -> bytes | None:
+    return None if value is None else value.encode()
+
+
+linux = LinuxSyscalls()

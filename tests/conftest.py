@@ -1,0 +1,57 @@
+"""Shared fixtures: root checks, a busybox rootfs built once per session, runtime CLI and bundles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_root = pytest.mark.skip(reason="needs root and the real kernel")
+    for item in items:
+        if "root" in item.keywords and not IS_ROOT:
+            item.add_marker(skip_root)
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kobako.testing.busybox import make_rootfs
+
+    return Path(make_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs")))
+
+
+@pytest.fixture
+def runtime(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from kobako.testing.runtime_cli import Runtime
+
+    rt = Runtime(tmp_path / "state")
+    yield rt
+    rt.cleanup()
+
+
+class BundleFactory:
+    """``make_bundle(args, edit=fn)``: a fresh bundle whose spec ``fn`` may change before it is saved."""
+
+    def __init__(self, base: Path, rootfs: Path) -> None:
+        self.base = base
+        self.rootfs = rootfs
+
+    def __call__(self, args: list[str] | None = None, edit=None) -> Path:  # type: ignore[no-untyped-def]
+        from kobako.testing.busybox import save_spec, write_bundle
+        from kobako.testing.runtime_cli import unique
+
+        bundle = self.base / unique("bundle")
+        spec = write_bundle(str(bundle), rootfs_src=str(self.rootfs), args=args or ["true"])
+        if edit is not None:
+            edit(spec)
+            save_spec(str(bundle), spec)
+        return bundle
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path, busybox_rootfs: Path) -> BundleFactory:
+    return BundleFactory(tmp_path, busybox_rootfs)
