@@ -34,6 +34,7 @@ def _create_options(args: Args, detach: bool) -> object:
         pid_file=args.get("pid_file"),  # type: ignore[arg-type]
         console_socket=args.get("console_socket"),  # type: ignore[arg-type]
         no_pivot=bool(args.get("no_pivot")),
+        no_new_keyring=bool(args.get("no_new_keyring")),
         preserve_fds=_int_flag(args, "preserve_fds"),
         detach=detach,
     )

@@ -55,6 +55,8 @@ PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+_SYS_KEYCTL = 250  # x86_64
+_KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         def setns(self, fd: int, nstype: int) -> None: ...
         def sethostname(self, name: str) -> None: ...
         def setdomainname(self, name: str) -> None: ...
+        def join_session_keyring(self, name: str) -> None: ...
         def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int: ...
 
 
@@ -122,6 +125,11 @@ class LinuxSyscalls:
     def setdomainname(self, name: str) -> None:
         raw = name.encode()
         self._check(self._lib().setdomainname(raw, len(raw)), "setdomainname")
+
+    def join_session_keyring(self, name: str) -> None:
+        """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so the container
+        cannot read or use the keys of the session that started it."""
+        self._check(self._lib().syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, name.encode()), "keyctl")
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         import ctypes

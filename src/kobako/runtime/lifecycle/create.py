@@ -22,6 +22,7 @@ class CreateOptions:
         console_socket: str | None = None,
         console_fd: int = -1,
         no_pivot: bool = False,
+        no_new_keyring: bool = False,
         preserve_fds: int = 0,
         detach: bool = True,
     ) -> None:
@@ -30,6 +31,7 @@ class CreateOptions:
         self.console_socket = console_socket
         self.console_fd = console_fd
         self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.detach = detach
 
@@ -43,7 +45,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
     rootfs = os.path.join(bundle, spec["root"]["path"])
     if not os.path.isdir(rootfs):
         raise NotFound(f"rootfs {rootfs!r} (root.path in config.json) does not exist")
-    _precheck(spec, opts)
+    _precheck(spec, opts, root)
     sd.create()
     init_pid = 0
     cgroup = None
@@ -74,6 +76,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             fifo_fd=fifo_fd,
             console_fd=console_fd,
             no_pivot=opts.no_pivot,
+            no_new_keyring=opts.no_new_keyring,
             preserve_fds=opts.preserve_fds,
             cgroup_path=st.cgroup_path,
             state=dict(st.oci(), status="creating"),
@@ -100,7 +103,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
         raise
 
 
-def _precheck(spec: dict, opts: CreateOptions) -> None:
+def _precheck(spec: dict, opts: CreateOptions, root: str) -> None:
     """Refuse what would fail later in the child, while the error is still cheap and clear."""
     proc = spec["process"]
     if proc.get("terminal") and opts.console_fd < 0 and not opts.console_socket and opts.detach:
@@ -125,12 +128,13 @@ def _precheck(spec: dict, opts: CreateOptions) -> None:
     if caps:
         from kobako.runtime.security import capabilities
 
-        for names in caps.values():
-            capabilities.parse(names)
+        for key, names in caps.items():
+            capabilities.parse(names, field=f"process.capabilities.{key}")
     if spec.get("linux", {}).get("seccomp"):
         from kobako.runtime.security import seccomp
 
-        seccomp.validate(spec["linux"]["seccomp"])
+        # Compiled here (and cached under the state root): the init only installs it.
+        seccomp.build(spec["linux"]["seccomp"], cache_dir=os.path.join(root, ".seccomp"))
     for i, ns in enumerate(spec.get("linux", {}).get("namespaces", [])):
         if ns.get("path") and not os.path.exists(ns["path"]):
             raise NotFound(f"config.json: linux.namespaces[{i}].path {ns['path']!r} does not exist")

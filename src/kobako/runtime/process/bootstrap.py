@@ -83,6 +83,12 @@ def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel, cgr
     flags = namespaces.new_flags(requested, skip=("user",))
     if flags:
         sc.linux.unshare(flags)
+    offsets = cfg.spec.get("linux", {}).get("timeOffsets")
+    if offsets and "time" in requested and not requested["time"]:
+        # Offsets apply to the children of the unsharing process, and only before the first one exists.
+        with open("/proc/self/timens_offsets", "w") as f:
+            for clock, value in offsets.items():
+                f.write(f"{clock} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n")
     init_pid = os.fork()
     if init_pid == 0:
         code = 1

@@ -36,6 +36,7 @@ class InitConfig:
         fifo_fd: int,
         console_fd: int,
         no_pivot: bool,
+        no_new_keyring: bool,
         preserve_fds: int,
         cgroup_path: str,
         state: dict,
@@ -47,6 +48,7 @@ class InitConfig:
         self.fifo_fd = fifo_fd
         self.console_fd = console_fd
         self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.cgroup_path = cgroup_path
         self.state = state
@@ -66,6 +68,12 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
     fifo_fd = cfg.fifo_fd
     preload(proc, linux.get("seccomp"), bool(hooks.get("startContainer") or hooks.get("createContainer")))
 
+    if not cfg.no_new_keyring:
+        try:
+            sc.linux.join_session_keyring(f"_ses.{cfg.state['id']}")
+        except OSError as exc:
+            if exc.errno != 38:  # ENOSYS: a kernel without keys; nothing to isolate
+                raise
     builder = RootfsBuilder(spec, cfg.rootfs)
     builder.cgroup_path = cfg.cgroup_path
     if cfg.new_mount_ns:
@@ -121,22 +129,21 @@ def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
 
     (The same holds after setns into a container's mount namespace in ``exec``.)
     """
-    import ctypes  # noqa: F401
-    import warnings  # noqa: F401
+    import warnings
 
-    from kobako.runtime.security import _libc, capabilities
+    from kobako.runtime.security import capabilities
+    from kobako.runtime.security import preload as preload_security
 
-    _libc.libc()
-    capabilities.last_cap()
+    preload_security(seccomp=bool(seccomp))
+    # Capabilities the spec asks for but the kernel cannot grant are skipped, as runc does: say so only
+    # when debugging, not on the container's stderr.
+    if not os.environ.get("KOBAKO_DEBUG"):
+        warnings.simplefilter("ignore", capabilities.CapabilityWarning)
     if proc.get("rlimits"):
         import resource  # noqa: F401
     if proc.get("terminal"):
         import socket  # noqa: F401
         import termios  # noqa: F401
-    if seccomp:
-        from kobako.runtime.security import seccomp as seccomp_mod
-
-        seccomp_mod._libseccomp()
     if needs_subprocess:
         import subprocess  # noqa: F401
 
