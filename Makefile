@@ -27,7 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 demo: install
-	@scripts/demo.sh
+	$(BIN)/python scripts/demo.py
 
 test: install
 	$(BIN)/python -m pytest -q tests

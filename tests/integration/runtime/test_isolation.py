@@ -282,3 +282,24 @@ def test_console_socket_receives_the_pty_master(runtime, make_bundle, tmp_path) 
         conn.close()
     finally:
         server.close()
+
+
+def test_new_session_keyring_unless_asked_not_to(runtime, make_bundle) -> None:
+    bundle = make_bundle(["true"])
+    cid = unique()
+    runtime("create", "-b", str(bundle), cid)
+    assert f"_ses.{cid}" in Path("/proc/keys").read_text()  # the init joined a keyring of its own
+    runtime("delete", "--force", cid)
+    other = unique()
+    runtime("create", "--no-new-keyring", "-b", str(bundle), other)
+    assert f"_ses.{other}" not in Path("/proc/keys").read_text()
+    runtime("delete", "--force", other)
+
+
+def test_time_namespace_offsets(runtime, make_bundle) -> None:
+    def edit(spec: dict) -> None:
+        spec["linux"]["namespaces"].append({"type": "time"})
+        spec["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+
+    uptime = float(run_in(runtime, make_bundle, "cut -d' ' -f1 /proc/uptime", edit).stdout)
+    assert uptime > 86400 * 365
