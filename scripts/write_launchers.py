@@ -12,7 +12,7 @@ import sys
 import sysconfig
 
 ENTRY_POINTS = {
-    "kobako": "kobako.cli.main:main",
+    "kobako": "kobako.cli.main:run_and_exit",
     "kobako-runtime": "kobako.runtime.cli:run_and_exit",
 }
 

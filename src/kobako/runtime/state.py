@@ -24,8 +24,10 @@ _VALID_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 
 def default_root() -> str:
-    base = os.environ.get("KOBAKO_ROOT")
-    return os.path.join(base, "run", "runtime") if base else "/run/kobako-runtime"
+    """``--root`` default: ``/run/kobako-runtime`` as runc's is /run/runc; under ``$KOBAKO_ROOT`` when set."""
+    from kobako import paths
+
+    return paths.runtime_root() if os.environ.get("KOBAKO_ROOT") else "/run/kobako-runtime"
 
 
 def check_id(container_id: str) -> None:

@@ -1,0 +1,74 @@
+"""The Snapshotter interface: layered filesystem trees that are described by mounts, never mounted here.
+
+A snapshot is ACTIVE (writable, made by :meth:`Snapshotter.prepare`), a VIEW (read-only, :meth:`view`) or
+COMMITTED (immutable, a parent for others, made from an active one by :meth:`commit`). Keys are unique across
+all kinds. Every snapshotter passes ``kobako.testing.snapshotter_suite`` (DESIGN.md, example 6).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~25 ms at start-up: the Protocol is for type checkers
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Protocol
+
+    from kobako.mount import Mount
+else:
+    Protocol = object
+
+
+class Kind(enum.Enum):
+    VIEW = "view"
+    ACTIVE = "active"
+    COMMITTED = "committed"
+
+
+#: One snapshot: ``key``, ``kind``, ``parent`` (key, "" for none), ``labels``, ``created``, ``updated``.
+Info = namedtuple("Info", "key kind parent labels created updated")
+#: Disk use of a snapshot's own layer (not its parents): ``size`` (bytes of allocated blocks), ``inodes``.
+Usage = namedtuple("Usage", "size inodes")
+
+
+class Snapshotter(Protocol):
+    root: str
+
+    def stat(self, key: str) -> Info:
+        """NotFound if there is no such snapshot."""
+        ...
+
+    def update(self, key: str, labels: Mapping[str, str | None]) -> Info:
+        """Set labels (``None`` removes one)."""
+        ...
+
+    def usage(self, key: str) -> Usage: ...
+
+    def mounts(self, key: str) -> list[Mount]:
+        """Mounts for an ACTIVE or VIEW snapshot (FailedPrecondition for COMMITTED)."""
+        ...
+
+    def prepare(self, key: str, parent: str = "", labels: Mapping[str, str] | None = None) -> list[Mount]:
+        """New ACTIVE snapshot on top of the COMMITTED ``parent``; AlreadyExists if ``key`` is taken."""
+        ...
+
+    def view(self, key: str, parent: str = "", labels: Mapping[str, str] | None = None) -> list[Mount]:
+        """New read-only VIEW of the COMMITTED ``parent``."""
+        ...
+
+    def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
+        """Turn the ACTIVE ``key`` into the COMMITTED ``name`` (``key`` ceases to exist)."""
+        ...
+
+    def remove(self, key: str) -> None:
+        """Remove a snapshot; FailedPrecondition while it has children."""
+        ...
+
+    def walk(self, predicate: Callable[[Info], bool] | None = None) -> Iterator[Info]: ...
+
+    def cleanup(self) -> list[str]:
+        """Remove directories no snapshot owns any more (left by a crash); return what was removed."""
+        ...
+
+    def close(self) -> None: ...
