@@ -303,3 +303,16 @@ def test_time_namespace_offsets(runtime, make_bundle) -> None:
 
     uptime = float(run_in(runtime, make_bundle, "cut -d' ' -f1 /proc/uptime", edit).stdout)
     assert uptime > 86400 * 365
+
+
+def test_init_annotation_keeps_a_reaping_pid1(runtime, make_bundle) -> None:
+    def edit(spec: dict) -> None:
+        spec["annotations"] = {"org.kobako.init": "true"}
+
+    # The user's shell is not PID 1; an orphan (the backgrounded sleep's parent exits) gets reaped.
+    script = "echo $$; (sleep 0.2 &); sleep 0.5; ps -o pid,stat,comm | grep -c ' Z ' ; exit 5"
+    proc = run_in(runtime, make_bundle, script, edit, check=False)
+    lines = proc.stdout.split()
+    assert lines[0] != "1"
+    assert lines[1] == "0"  # no zombies left behind
+    assert proc.returncode == 5

@@ -221,3 +221,33 @@ def test_features_and_version(runtime) -> None:
     assert features["linux"]["seccomp"]["enabled"] is True
     assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"]
     assert "kobako-runtime version" in runtime("--version").stdout
+
+
+def test_run_in_the_foreground_relays_a_terminal(runtime, make_bundle) -> None:
+    import subprocess
+
+    def edit(spec: dict) -> None:
+        spec["process"]["terminal"] = True
+
+    bundle = make_bundle(["sh", "-c", "tty; read line; echo got:$line; exit 3"], edit)
+    master, slave = os.openpty()
+    proc = subprocess.Popen([runtime.binary, "--root", str(runtime.root), "run", "-b", str(bundle), unique()],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    try:
+        data = b""
+        deadline = time.monotonic() + 10
+        while b"/dev/pts/" not in data and time.monotonic() < deadline:
+            data += os.read(master, 1024)
+        os.write(master, b"hello\n")
+        while b"got:hello" not in data and time.monotonic() < deadline:
+            try:
+                data += os.read(master, 1024)
+            except OSError:
+                break
+        assert b"got:hello" in data
+        assert proc.wait(timeout=10) == 3
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)

@@ -121,7 +121,39 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
         os.close(fifo_fd)
     hooks_mod.run("startContainer", hooks.get("startContainer", []), cfg.state)
     become_process(proc, linux.get("seccomp"), cfg.preserve_fds)
+    if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
+        reap_as_init(executable, proc["args"], _env_dict(env))
     os.execve(executable, proc["args"], _env_dict(env))
+
+
+INIT_ANNOTATION = "org.kobako.init"
+_FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
+
+
+def reap_as_init(executable: str, args: list[str], env: dict[str, str]) -> None:
+    """`--init`: stay as PID 1 (already stripped to the process's identity, capabilities and seccomp),
+    run the user's process as our child, forward signals to it, reap every orphan, and exit as it did."""
+    import _signal
+
+    child = os.fork()
+    if child == 0:
+        os.execve(executable, args, env)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in _FORWARDED:
+        _signal.signal(signum, forward)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
