@@ -1,17 +1,15 @@
 """The one seam between the runtime and the kernel calls that Python's os module lacks.
 
-``LinuxSyscalls`` calls libc through ctypes, loaded on first use so that commands that never touch the kernel
-(``state``, ``list``) do not pay for it. ``kobako.testing.syscalls.RecordingSyscalls`` records calls instead
+``LinuxSyscalls`` calls libc through ``kobako.runtime.libc``, loaded on first use so that commands that never
+touch the kernel (``state``, ``list``) do not pay for it. ``kobako.testing.syscalls.RecordingSyscalls`` records calls instead
 for fast unit tests; integration tests always use the real kernel.
 """
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False  # typing costs ~10 ms at start-up; annotations are strings anyway
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Protocol
 
 
 # clone(2) flags
@@ -56,6 +54,7 @@ PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 _SYS_KEYCTL = 250  # x86_64
+_SYS_PIVOT_ROOT = 155  # x86_64
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
@@ -76,68 +75,70 @@ if TYPE_CHECKING:
 
 
 class LinuxSyscalls:
-    """Real kernel calls. Every failure is an OSError carrying errno, like the os module's."""
+    """Real kernel calls (through ``kobako.runtime.libc``). Every failure is an OSError carrying errno."""
 
-    def __init__(self) -> None:
-        self._libc: Any = None
+    @staticmethod
+    def _call(name: str, what: str, path: str | None, *args: object) -> int:
+        from kobako.runtime import libc
 
-    def _lib(self) -> Any:
-        if self._libc is None:
-            import ctypes
-
-            self._libc = ctypes.CDLL(None, use_errno=True)
-        return self._libc
-
-    def _check(self, ret: int, what: str, path: str | None = None) -> int:
-        if ret == -1:
-            import ctypes
-
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}", path)
-        return ret
+        try:
+            return libc.call(name, *args)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{what}: {exc.strerror}", path) from None
 
     def mount(
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None:
+        from kobako.runtime import libc
+
         enc = _encode
-        self._check(
-            self._lib().mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
-            f"mount {source or 'none'} on {target}",
-            target,
-        )
+        self._call(
+            "mount", f"mount {source or 'none'} on {target}", target,
+            enc(source), enc(target), enc(fstype), libc.ulong(flags), enc(data),
+        )  # fmt: skip
 
     def umount2(self, target: str, flags: int) -> None:
-        self._check(self._lib().umount2(_encode(target), flags), f"umount {target}", target)
+        self._call("umount2", f"umount {target}", target, _encode(target), flags)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        self._check(self._lib().syscall(155, _encode(new_root), _encode(put_old)), "pivot_root", new_root)
+        from kobako.runtime import libc
+
+        try:
+            libc.call_long("syscall", libc.ulong(_SYS_PIVOT_ROOT), _encode(new_root), _encode(put_old))
+        except OSError as exc:
+            raise OSError(exc.errno, f"pivot_root: {exc.strerror}", new_root) from None
 
     def unshare(self, flags: int) -> None:
-        self._check(self._lib().unshare(flags), "unshare")
+        self._call("unshare", "unshare", None, flags)
 
     def setns(self, fd: int, nstype: int) -> None:
-        self._check(self._lib().setns(fd, nstype), "setns")
+        self._call("setns", "setns", None, fd, nstype)
 
     def sethostname(self, name: str) -> None:
         raw = name.encode()
-        self._check(self._lib().sethostname(raw, len(raw)), "sethostname")
+        self._call("sethostname", "sethostname", None, raw, len(raw))
 
     def setdomainname(self, name: str) -> None:
         raw = name.encode()
-        self._check(self._lib().setdomainname(raw, len(raw)), "setdomainname")
+        self._call("setdomainname", "setdomainname", None, raw, len(raw))
 
     def join_session_keyring(self, name: str) -> None:
         """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so the container
         cannot read or use the keys of the session that started it."""
-        self._check(self._lib().syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, name.encode()), "keyctl")
+        from kobako.runtime import libc
+
+        try:
+            libc.call_long(
+                "syscall", libc.ulong(_SYS_KEYCTL), libc.ulong(_KEYCTL_JOIN_SESSION_KEYRING), name.encode()
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, f"keyctl: {exc.strerror}") from None
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-        import ctypes
+        from kobako.runtime import libc
 
-        ul = ctypes.c_ulong
-        return self._check(
-            self._lib().prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)), f"prctl({option})"
-        )
+        ul = libc.ulong
+        return self._call("prctl", f"prctl({option})", None, option, ul(arg2), ul(arg3), ul(arg4), ul(arg5))
 
 
 def _encode(value: str | None) -> bytes | None:

@@ -15,7 +15,7 @@ from kobako.runtime import status as st_mod
 from kobako.runtime import syscalls as sc
 from kobako.runtime.process.bootstrap import _report
 from kobako.runtime.process.channel import PID, READY, Channel, ChildError
-from kobako.runtime.process.init import become_process, find_executable
+from kobako.runtime.process.init import become_process, find_executable, with_home
 
 
 class ExecOptions:
@@ -175,7 +175,7 @@ def _joiner(
             os.chdir("/")
             if proc.get("terminal") and console_fd >= 0:
                 _setup_console(console_fd)
-            env = proc.get("env", [])
+            env = with_home(proc.get("env", []), proc.get("user", {}).get("uid", 0))
             executable = find_executable(proc["args"][0], env)
             if proc.get("rlimits"):
                 _apply_rlimits(proc["rlimits"])

@@ -102,7 +102,7 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
     if cfg.new_mount_ns:
         builder.finish()
     _apply_rlimits(proc.get("rlimits", []))
-    env = proc.get("env", [])
+    env = with_home(proc.get("env", []), proc.get("user", {}).get("uid", 0))
     executable = find_executable(proc["args"][0], env)
     cwd = proc.get("cwd", "/")
     if not os.path.isdir(cwd):
@@ -161,16 +161,9 @@ def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
 
     (The same holds after setns into a container's mount namespace in ``exec``.)
     """
-    import warnings
-
-    from kobako.runtime.security import capabilities
     from kobako.runtime.security import preload as preload_security
 
     preload_security(seccomp=bool(seccomp))
-    # Capabilities the spec asks for but the kernel cannot grant are skipped, as runc does: say so only
-    # when debugging, not on the container's stderr.
-    if not os.environ.get("KOBAKO_DEBUG"):
-        warnings.simplefilter("ignore", capabilities.CapabilityWarning)
     if proc.get("rlimits"):
         import resource  # noqa: F401
     if proc.get("terminal"):
@@ -270,6 +263,8 @@ def find_executable(name: str, env: list[str]) -> str:
     if "/" in name:
         if not os.path.exists(name):
             raise FileNotFoundError(2, f"exec: {name!r}: no such file or directory in the container")
+        if not os.path.isfile(name) or not os.access(name, os.X_OK):
+            raise PermissionError(13, f"exec: {name!r}: permission denied")
         return name
     path = _env_dict(env).get("PATH", DEFAULT_PATH)
     for d in path.split(":"):
@@ -277,6 +272,23 @@ def find_executable(name: str, env: list[str]) -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(2, f"exec: {name!r}: executable file not found in $PATH")
+
+
+def with_home(env: list[str], uid: int) -> list[str]:
+    """Add HOME from the container's /etc/passwd (or /) when the spec does not set it, as runc does."""
+    if any(item.startswith("HOME=") for item in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f.read(1 << 20).decode(errors="replace").splitlines():
+                fields = line.split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return [*env, f"HOME={home}"]
 
 
 def _close_stray_fds(first: int) -> None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 
 def preload(seccomp: bool = True) -> None:
-    """Load from the host everything the primitives use later: ctypes, libc, warnings, the last
-    capability number and, with ``seccomp``, libseccomp. Call before pivot_root."""
+    """Load from the host everything the primitives use later: the libc binding, the last capability
+    number and, with ``seccomp``, the seccomp module and libseccomp. Call before pivot_root."""
+    from kobako.runtime import libc  # noqa: F401
     from kobako.runtime.security import _libc, capabilities
 
-    _libc.libc()
-    _libc.host_module("warnings")
     capabilities.last_cap()
     if seccomp:
+        from kobako.runtime.security import seccomp as seccomp_module  # noqa: F401
+
         _libc.host_module("kobako.runtime.security._libseccomp").binding()

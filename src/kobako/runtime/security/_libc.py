@@ -20,7 +20,6 @@ from kobako.errors import FailedPrecondition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import ctypes
     from types import ModuleType
 
 # <linux/prctl.h>
@@ -48,7 +47,6 @@ def _root_id() -> tuple[int, int]:
 
 
 _HOST_ROOT = _root_id()
-_libc: ctypes.CDLL | None = None
 
 
 def in_host_root() -> bool:
@@ -75,76 +73,58 @@ def host_module(name: str) -> ModuleType:
     return module
 
 
-def libc() -> ctypes.CDLL:
-    """The C library of this process with ``prctl``, ``capget``, ``capset`` and ``syscall`` typed."""
-    global _libc
-    if _libc is None:
-        ct = host_module("ctypes")
-        lib = ct.CDLL(None, use_errno=True)  # the already-mapped libc: no file is opened
-        ulong = ct.c_ulong
-        lib.prctl.argtypes = [ct.c_int, ulong, ulong, ulong, ulong]
-        lib.prctl.restype = ct.c_int
-        lib.capget.argtypes = [ct.c_void_p, ct.c_void_p]
-        lib.capget.restype = ct.c_int
-        lib.capset.argtypes = [ct.c_void_p, ct.c_void_p]
-        lib.capset.restype = ct.c_int
-        lib.syscall.restype = ct.c_long  # variadic: arguments are passed as explicit ctypes values
-        _libc = lib
-    return _libc
-
-
 def raise_errno() -> None:
-    """Raise the OSError for the errno the last ctypes call left behind."""
-    err = host_module("ctypes").get_errno()
+    """Raise the OSError for the errno the last libc call left behind."""
+    from kobako.runtime import libc
+
+    err = libc.get_errno()
     raise OSError(err, os.strerror(err))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2). Returns the call's non-negative result; raises OSError on failure."""
-    rc: int = libc().prctl(option, arg2, arg3, arg4, arg5)
-    if rc < 0:
-        raise_errno()
-    return rc
+    from kobako.runtime import libc
+
+    ul = libc.ulong
+    return libc.call("prctl", option, ul(arg2), ul(arg3), ul(arg4), ul(arg5))
 
 
 def syscall(number: int, *args: int) -> int:
     """syscall(2) with unsigned-long arguments. Returns the result; raises OSError on failure."""
-    lib = libc()
-    ct = host_module("ctypes")
-    rc: int = lib.syscall(ct.c_long(number), *(ct.c_ulong(a) for a in args))
-    if rc < 0:
-        raise_errno()
-    return rc
+    from kobako.runtime import libc
+
+    return libc.call_long("syscall", libc.ulong(number), *(libc.ulong(a) for a in args))
 
 
 def capget() -> tuple[int, int, int]:
     """The calling thread's (effective, permitted, inheritable) sets as 64-bit masks."""
+    from kobako.runtime import libc
+
     header, data = _cap_buffers()
-    if libc().capget(header, data) < 0:
-        raise_errno()
+    libc.call("capget", header, data)
     return _join(data, 0), _join(data, 1), _join(data, 2)
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """Set the calling thread's three capability sets (capset(2)); raises OSError on failure."""
+    from kobako.runtime import libc
+
     header, data = _cap_buffers()
     for word in (0, 1):
         shift = 32 * word
-        data[3 * word] = (effective >> shift) & 0xFFFFFFFF
-        data[3 * word + 1] = (permitted >> shift) & 0xFFFFFFFF
-        data[3 * word + 2] = (inheritable >> shift) & 0xFFFFFFFF
-    if libc().capset(header, data) < 0:
-        raise_errno()
+        data[3 * word] = (effective >> shift) & 0xFFFFFFFF  # type: ignore[index]
+        data[3 * word + 1] = (permitted >> shift) & 0xFFFFFFFF  # type: ignore[index]
+        data[3 * word + 2] = (inheritable >> shift) & 0xFFFFFFFF  # type: ignore[index]
+    libc.call("capset", header, data)
 
 
-def _cap_buffers() -> tuple[ctypes.Array[ctypes.c_uint32], ctypes.Array[ctypes.c_uint32]]:
+def _cap_buffers() -> tuple[object, object]:
     # struct __user_cap_header_struct { __u32 version; int pid; } (pid 0: this thread) and two
     # struct __user_cap_data_struct { __u32 effective, permitted, inheritable; } laid out flat.
-    ct = host_module("ctypes")
-    header = (ct.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (ct.c_uint32 * 6)()
-    return header, data
+    from kobako.runtime import libc
+
+    return libc.u32_array([LINUX_CAPABILITY_VERSION_3, 0]), libc.u32_array([0] * 6)
 
 
-def _join(data: ctypes.Array[ctypes.c_uint32], field: int) -> int:
-    return int(data[field]) | (int(data[3 + field]) << 32)
+def _join(data: object, field: int) -> int:
+    return int(data[field]) | (int(data[3 + field]) << 32)  # type: ignore[index]

@@ -14,10 +14,10 @@ before ``execve``. :func:`apply` then, in this order:
 
 Names the running kernel does not know (above ``/proc/sys/kernel/cap_last_cap``), and capabilities
 that cannot be granted (for example an effective one that is not permitted), are skipped with a
-:class:`CapabilityWarning`, as the OCI runtime spec asks; a name that is no capability at all is an
+a debug message (``KOBAKO_DEBUG``), as the OCI runtime spec asks; a name that is no capability at all is an
 :class:`~kobako.errors.InvalidArgument`.
 
-Everything talks to the kernel through ctypes (``capget``/``capset``/``prctl``), loaded lazily.
+Everything talks to the kernel through ``kobako.runtime.libc`` (``capget``/``capset``/``prctl``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import os
 
-from kobako.errors import FailedPrecondition, InvalidArgument, PermissionDenied, from_oserror
+from kobako.errors import InvalidArgument, PermissionDenied, from_oserror
 from kobako.runtime.security import _libc
 
 TYPE_CHECKING = False
@@ -84,10 +84,6 @@ _CAP_LAST_CAP = "/proc/sys/kernel/cap_last_cap"
 _last_cap: int | None = None
 
 
-class CapabilityWarning(RuntimeWarning):
-    """A requested capability was skipped: the kernel does not know it, or it cannot be granted."""
-
-
 def last_cap() -> int:
     """The highest capability number the running kernel knows (cached after the first call).
 
@@ -119,7 +115,7 @@ def parse(names: list[str] | tuple[str, ...] | None, field: str = "capabilities"
 
     A name that is no capability raises :class:`InvalidArgument` naming it (``field`` says where it
     came from). A real capability the running kernel does not know is left out with a
-    :class:`CapabilityWarning`, as runc does.
+    a debug message, as runc does.
     """
     if names is None:
         return 0
@@ -265,9 +261,7 @@ def _set_ambient(ambient: int) -> None:
 
 
 def _warn(message: str) -> None:
-    try:
-        warnings = _libc.host_module("warnings")
-    except FailedPrecondition:  # inside the container's root without preload(): still say it
+    # Skipped capabilities are routine (runc logs them at debug level): only say so when debugging, and
+    # without the warnings module, which would have to be imported before the container's root is entered.
+    if os.environ.get("KOBAKO_DEBUG"):
         os.write(2, f"kobako: warning: {message}\n".encode())
-        return
-    warnings.warn(message, CapabilityWarning, stacklevel=3)
