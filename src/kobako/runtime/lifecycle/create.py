@@ -10,7 +10,7 @@ from kobako.runtime import namespaces
 from kobako.runtime import state as state_mod
 from kobako.runtime.process import bootstrap
 from kobako.runtime.process.channel import ChildError
-from kobako.runtime.process.init import InitConfig
+from kobako.runtime.process.config import InitConfig
 from kobako.runtime.state import State, StateDir
 
 
@@ -48,7 +48,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
     _precheck(spec, opts, root)
     sd.create()
     init_pid = 0
-    cgroup = None
+    made: list[object] = []
     try:
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)  # past the umask: a user-namespaced init writes it as "other"
@@ -56,7 +56,6 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         linux = spec.get("linux", {})
         requested = namespaces.by_type(linux.get("namespaces", []))
-        cgroup = _make_cgroup(linux, container_id)
         console_fd = opts.console_fd
         if console_fd < 0 and opts.console_socket:
             console_fd = _connect(opts.console_socket)
@@ -66,7 +65,6 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             created=state_mod.now_rfc3339(),
             annotations=spec.get("annotations", {}),
             rootfs=rootfs,
-            cgroup_path=cgroup.path if cgroup is not None else "",
             hooks={k: spec["hooks"][k] for k in ("poststart", "poststop") if spec.get("hooks", {}).get(k)},
             owns_pidns="pid" in requested and not requested["pid"],
         )
@@ -78,19 +76,22 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             no_pivot=opts.no_pivot,
             no_new_keyring=opts.no_new_keyring,
             preserve_fds=opts.preserve_fds,
-            cgroup_path=st.cgroup_path,
+            cgroup_path="",
             state=dict(st.oci(), status="creating"),
             new_mount_ns="mount" in requested and not requested["mount"],
             new_uts_ns="uts" in requested and not requested["uts"],
         )
         try:
-            init_pid = bootstrap.spawn(cfg, requested, cgroup, cfg.state)
+            init_pid = bootstrap.spawn(
+                cfg, requested, lambda: _make_cgroup(linux, container_id), cfg.state, made
+            )
         except ChildError as exc:
             raise InvalidArgument(f"container init failed: {exc}") from None
         finally:
             os.close(fifo_fd)
             if console_fd >= 0 and console_fd != opts.console_fd:
                 os.close(console_fd)
+        st.cgroup_path = made[0].path if made else ""  # type: ignore[attr-defined]
         st.pid = init_pid
         st.pid_start = state_mod.process_start_time(init_pid)
         sd.save(st)
@@ -99,7 +100,7 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             write_pid_file(opts.pid_file, init_pid)
         return st
     except BaseException as exc:
-        _undo(sd, cgroup, init_pid, exc)
+        _undo(sd, made[0] if made else None, init_pid, exc)
         raise
 
 

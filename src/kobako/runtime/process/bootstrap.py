@@ -1,12 +1,14 @@
 """The fork chain that makes a container: parent → intermediate → init.
 
-- parent (the CLI): writes the user-namespace id maps, learns the init's PID, runs createRuntime hooks.
-- intermediate: first moves itself into the container's cgroup (a single-threaded process moving itself
-  skips the cgroup v1 lock whose first taker waits out an RCU grace period, 5-15 ms; a parent writing
-  the child's PID would pay it), then makes the user namespace (maps come from the parent, which holds
-  the host privileges), joins namespaces given by path, unshares the rest (the cgroup namespace is thus
-  rooted at the container's cgroup) and forks; a new PID namespace only applies to children, so the
-  fork is what puts the init in it as PID 1. It reports the init PID and exits.
+- parent (the CLI): forks first, then makes the cgroup and applies its limits while the intermediate
+  already unshares namespaces and imports the init's modules (two cores, two processes); writes the
+  user-namespace id maps; learns the init's PID; runs createRuntime hooks.
+- intermediate: moves itself into the cgroup as soon as it exists (a single-threaded process moving
+  itself skips the cgroup v1 lock whose first taker waits out an RCU grace period, 5-15 ms; a parent
+  writing the child's PID would pay it), makes the user namespace (maps come from the parent, which
+  holds the host privileges), joins namespaces given by path, unshares the rest — the cgroup namespace
+  last, so it is rooted at the container's cgroup — and forks; a new PID namespace only applies to
+  children, so the fork is what puts the init in it as PID 1. It reports the init PID and exits.
 - init: see ``init.py``.
 """
 
@@ -17,19 +19,33 @@ import os
 from kobako.runtime import hooks as hooks_mod
 from kobako.runtime import namespaces
 from kobako.runtime import syscalls as sc
-from kobako.runtime.process.channel import GO, HOOKS, MAPPED, PID, READY, USERNS, Channel, ChildError
-from kobako.runtime.process.init import InitConfig, container_init
+from kobako.runtime.process.channel import CGROUP, GO, HOOKS, MAPPED, PID, READY, USERNS, Channel, ChildError
+from kobako.runtime.process.config import InitConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-def spawn(cfg: InitConfig, requested: dict[str, str], cgroup: object | None, hook_state: dict) -> int:
-    """Start the chain; return the init's PID once it is READY (waiting on the exec fifo)."""
+def spawn(
+    cfg: InitConfig,
+    requested: dict[str, str],
+    make_cgroup: Callable[[], object | None],
+    hook_state: dict,
+    made: list[object],
+) -> int:
+    """Start the chain; return the init's PID once it is READY (waiting on the exec fifo).
+
+    ``make_cgroup`` runs in the parent after the fork; what it returns is appended to ``made`` at once,
+    so the caller can clean it up whatever fails later.
+    """
     parent, child = Channel.pair()
     pid = os.fork()
     if pid == 0:  # intermediate
         code = 1
         try:
             parent.close()
-            _intermediate(cfg, requested, child, cgroup)
+            _intermediate(cfg, requested, child)
             code = 0
         except BaseException as exc:
             _report(child, exc)
@@ -38,6 +54,10 @@ def spawn(cfg: InitConfig, requested: dict[str, str], cgroup: object | None, hoo
     child.close()
     init_pid = 0
     try:
+        cgroup = make_cgroup()
+        if cgroup is not None:
+            made.append(cgroup)
+        parent.send(CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
         if "user" in requested and not requested["user"]:
             parent.expect(USERNS)
             write_id_maps(pid, cfg.spec["linux"])
@@ -69,21 +89,39 @@ def spawn(cfg: InitConfig, requested: dict[str, str], cgroup: object | None, hoo
         parent.close()
 
 
-def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel, cgroup: object | None) -> None:
+def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel) -> None:
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may open /proc/<us>/exe
-    if cgroup is not None:
-        cgroup.join()  # type: ignore[attr-defined]  # before the user namespace: cgroupfs is host root's
-    if "user" in requested and not requested["user"]:
+    # While the parent makes the cgroup: import what the init needs (it is our fork, it inherits them).
+    from kobako.runtime.process.init import container_init, preload
+
+    spec = cfg.spec
+    hooks = spec.get("hooks", {})
+    preload(
+        spec["process"],
+        spec.get("linux", {}).get("seccomp"),
+        bool(hooks.get("startContainer") or hooks.get("createContainer")),
+    )
+    new_user = "user" in requested and not requested["user"]
+    # Joining the cgroup needs the host's view of cgroupfs and host-root credentials: before a user
+    # namespace or a foreign mount namespace; otherwise it overlaps with the (slow) unshare below.
+    early_cgroup = new_user or bool(requested.get("mount"))
+    if early_cgroup:
+        cfg.cgroup_path = _join_cgroup(chan)
+    if new_user:
         sc.linux.unshare(sc.CLONE_NEWUSER)
         chan.send(USERNS)
         chan.expect(MAPPED)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     namespaces.join(requested)
-    flags = namespaces.new_flags(requested, skip=("user",))
+    flags = namespaces.new_flags(requested, skip=("user", "cgroup"))
     if flags:
         sc.linux.unshare(flags)
-    offsets = cfg.spec.get("linux", {}).get("timeOffsets")
+    if not early_cgroup:
+        cfg.cgroup_path = _join_cgroup(chan)
+    if "cgroup" in requested and not requested["cgroup"]:
+        sc.linux.unshare(sc.CLONE_NEWCGROUP)
+    offsets = spec.get("linux", {}).get("timeOffsets")
     if offsets and "time" in requested and not requested["time"]:
         # Offsets apply to the children of the unsharing process, and only before the first one exists.
         with open("/proc/self/timens_offsets", "w") as f:
@@ -99,6 +137,15 @@ def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel, cgr
         finally:
             os._exit(code)
     chan.send(PID, str(init_pid))
+
+
+def _join_cgroup(chan: Channel) -> str:
+    path = chan.expect(CGROUP)
+    if path:
+        from kobako.cgroups import load_manager
+
+        load_manager(path).join()
+    return path
 
 
 def _report(chan: Channel, exc: BaseException) -> None:

@@ -10,7 +10,8 @@ import os
 
 USERNS = "userns"  # child → parent: user namespace made, write my id maps
 MAPPED = "mapped"  # parent → child: maps written
-GO = "go"  # parent → child: cgroup joined, carry on
+GO = "go"  # parent → init: createRuntime hooks done, carry on
+CGROUP = "cgroup"  # parent → intermediate: the cgroup exists (payload: its path, "" for none); join it
 PID = "pid"  # intermediate → parent: the container init's PID (host view)
 HOOKS = "hooks"  # init → parent: namespaces ready, run createRuntime hooks
 READY = "ready"  # init → parent: everything up to the start barrier is done

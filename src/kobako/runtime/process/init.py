@@ -21,39 +21,10 @@ import os
 from kobako.runtime import hooks as hooks_mod
 from kobako.runtime import syscalls as sc
 from kobako.runtime.process.channel import HOOKS, READY, Channel
+from kobako.runtime.process.config import InitConfig
 from kobako.runtime.rootfs import RootfsBuilder
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class InitConfig:
-    """Everything the init needs, prepared by the parent before fork."""
-
-    def __init__(
-        self,
-        spec: dict,
-        rootfs: str,
-        fifo_fd: int,
-        console_fd: int,
-        no_pivot: bool,
-        no_new_keyring: bool,
-        preserve_fds: int,
-        cgroup_path: str,
-        state: dict,
-        new_mount_ns: bool,
-        new_uts_ns: bool,
-    ) -> None:
-        self.spec = spec
-        self.rootfs = rootfs
-        self.fifo_fd = fifo_fd
-        self.console_fd = console_fd
-        self.no_pivot = no_pivot
-        self.no_new_keyring = no_new_keyring
-        self.preserve_fds = preserve_fds
-        self.cgroup_path = cgroup_path
-        self.state = state
-        self.new_mount_ns = new_mount_ns
-        self.new_uts_ns = new_uts_ns
 
 
 def container_init(cfg: InitConfig, chan: Channel) -> None:
