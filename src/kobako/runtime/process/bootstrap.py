@@ -39,12 +39,24 @@ def spawn(
     ``make_cgroup`` runs in the parent after the fork; what it returns is appended to ``made`` at once,
     so the caller can clean it up whatever fails later.
     """
+    direct = _can_fork_init_directly(requested)
     parent, child = Channel.pair()
-    pid = os.fork()
-    if pid == 0:  # intermediate
+    restore = _unshare_for_children(cfg, requested) if direct else None
+    try:
+        pid = os.fork()
+    except BaseException:
+        if restore is not None:
+            restore()
+        raise
+    if pid != 0 and restore is not None:
+        restore()
+    if pid == 0:  # the intermediate, or with `direct` the init itself
         code = 1
         try:
             parent.close()
+            if direct:
+                _enter_namespaces(cfg, requested, child, direct=True)
+                _run_init(cfg, child)
             _intermediate(cfg, requested, child)
             code = 0
         except BaseException as exc:
@@ -52,7 +64,8 @@ def spawn(
         finally:
             os._exit(code)
     child.close()
-    init_pid = 0
+    init_pid = pid if direct else 0
+    intermediate = 0 if direct else pid
     try:
         cgroup = make_cgroup()
         if cgroup is not None:
@@ -60,14 +73,18 @@ def spawn(
         parent.send(CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
         if "user" in requested and not requested["user"]:
             parent.expect(USERNS)
-            write_id_maps(pid, cfg.spec["linux"])
+            write_id_maps(intermediate, cfg.spec["linux"])
             parent.send(MAPPED)
         hooks = cfg.spec.get("hooks", {})
         runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
-        # The intermediate's PID report and the init's first message may arrive in either order.
-        init_pid = int(parent.expect_all(PID, HOOKS if runtime_hooks else READY)[PID])
-        os.waitpid(pid, 0)
-        pid = 0
+        first = HOOKS if runtime_hooks else READY
+        if direct:
+            parent.expect(first)
+        else:
+            # The intermediate's PID report and the init's first message may arrive in either order.
+            init_pid = int(parent.expect_all(PID, first)[PID])
+            os.waitpid(intermediate, 0)
+            intermediate = 0
         if runtime_hooks:
             state = dict(hook_state, pid=init_pid)
             hooks_mod.run("prestart", hooks.get("prestart", []), state)
@@ -76,23 +93,70 @@ def spawn(
             parent.expect(READY)
         return init_pid
     except BaseException:
-        for p in (pid, init_pid):
+        for p in (intermediate, init_pid):
             if p:
                 try:
                     os.kill(p, 9)
                 except ProcessLookupError:
                     pass
-        if pid:
-            os.waitpid(pid, 0)
+        for p in (intermediate, init_pid if direct else 0):
+            if p:
+                os.waitpid(p, 0)
         raise
     finally:
         parent.close()
 
 
-def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel) -> None:
+def _can_fork_init_directly(requested: dict[str, str]) -> bool:
+    """Without a new user namespace, one fork is enough: the parent makes the PID (and time) namespace
+    for its next child only, and the child unshares the rest itself. A new user namespace must own
+    the others, so it needs the intermediate; joining a PID or time namespace by path does too."""
+    if "user" in requested:
+        return False
+    return not requested.get("pid") and not requested.get("time")
+
+
+def _unshare_for_children(cfg: InitConfig, requested: dict[str, str]) -> Callable[[], None] | None:
+    """Make the new PID/time namespaces the parent's *children* will be born in; return the undo."""
+    flags = namespaces.new_flags({k: v for k, v in requested.items() if k in ("pid", "time")})
+    if not flags:
+        return None
+    saved = {kind: os.open(f"/proc/self/ns/{namespaces.PROC_NAMES[kind]}_for_children", os.O_RDONLY | os.O_CLOEXEC)
+             for kind in ("pid", "time") if kind in requested}  # fmt: skip
+    try:
+        sc.linux.unshare(flags)
+        _write_time_offsets(cfg, requested)
+    except BaseException:
+        _restore(saved)
+        raise
+    return lambda: _restore(saved)
+
+
+def _restore(saved: dict[str, int]) -> None:
+    # Back to our own namespaces for later children (hooks must not run in the container's PID namespace).
+    try:
+        for kind, fd in saved.items():
+            sc.linux.setns(fd, namespaces.FLAGS[kind])
+    finally:
+        for fd in saved.values():
+            os.close(fd)
+
+
+def _write_time_offsets(cfg: InitConfig, requested: dict[str, str]) -> None:
+    offsets = cfg.spec.get("linux", {}).get("timeOffsets")
+    if offsets and "time" in requested and not requested["time"]:
+        # Offsets apply to the children of the unsharing process, and only before the first one exists.
+        with open("/proc/self/timens_offsets", "w") as f:
+            for clock, value in offsets.items():
+                f.write(f"{clock} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n")
+
+
+def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel, direct: bool) -> None:
+    """In the forked child: import the init's modules, join the cgroup, make and join namespaces."""
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may open /proc/<us>/exe
-    # While the parent makes the cgroup: import what the init needs (it is our fork, it inherits them).
-    from kobako.runtime.process.init import container_init, preload
+    # While the parent makes the cgroup: import what the init needs (a later fork inherits them).
+    from kobako.cgroups import new_manager
+    from kobako.runtime.process.init import preload
 
     spec = cfg.spec
     hooks = spec.get("hooks", {})
@@ -101,50 +165,61 @@ def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel) -> 
         spec.get("linux", {}).get("seccomp"),
         bool(hooks.get("startContainer") or hooks.get("createContainer")),
     )
+    # The same resolution as the parent's, so joining is only the writes once the cgroup exists.
+    expected = new_manager(spec.get("linux", {}).get("cgroupsPath") or None, cfg.state["id"])
     new_user = "user" in requested and not requested["user"]
     # Joining the cgroup needs the host's view of cgroupfs and host-root credentials: before a user
     # namespace or a foreign mount namespace; otherwise it overlaps with the (slow) unshare below.
     early_cgroup = new_user or bool(requested.get("mount"))
     if early_cgroup:
-        cfg.cgroup_path = _join_cgroup(chan)
+        cfg.cgroup_path = _join_cgroup(chan, expected)
     if new_user:
         sc.linux.unshare(sc.CLONE_NEWUSER)
         chan.send(USERNS)
         chan.expect(MAPPED)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    namespaces.join(requested)
-    flags = namespaces.new_flags(requested, skip=("user", "cgroup"))
+    for_children = ("pid", "time") if direct else ()
+    namespaces.join(requested, kinds=tuple(k for k in namespaces.ORDERED if k not in for_children))
+    flags = namespaces.new_flags(requested, skip=("user", "cgroup", *for_children))
     if flags:
         sc.linux.unshare(flags)
     if not early_cgroup:
-        cfg.cgroup_path = _join_cgroup(chan)
+        cfg.cgroup_path = _join_cgroup(chan, expected)
     if "cgroup" in requested and not requested["cgroup"]:
         sc.linux.unshare(sc.CLONE_NEWCGROUP)
-    offsets = spec.get("linux", {}).get("timeOffsets")
-    if offsets and "time" in requested and not requested["time"]:
-        # Offsets apply to the children of the unsharing process, and only before the first one exists.
-        with open("/proc/self/timens_offsets", "w") as f:
-            for clock, value in offsets.items():
-                f.write(f"{clock} {value.get('secs', 0)} {value.get('nanosecs', 0)}\n")
+    if not direct:
+        _write_time_offsets(cfg, requested)
+
+
+def _intermediate(cfg: InitConfig, requested: dict[str, str], chan: Channel) -> None:
+    _enter_namespaces(cfg, requested, chan, direct=False)
     init_pid = os.fork()
     if init_pid == 0:
-        code = 1
-        try:
-            container_init(cfg, chan)
-        except BaseException as exc:
-            _report(chan, exc)
-        finally:
-            os._exit(code)
+        _run_init(cfg, chan)
     chan.send(PID, str(init_pid))
 
 
-def _join_cgroup(chan: Channel) -> str:
+def _run_init(cfg: InitConfig, chan: Channel) -> None:
+    """Run the container init; never returns (execve, or report and exit)."""
+    from kobako.runtime.process.init import container_init
+
+    code = 1
+    try:
+        container_init(cfg, chan)
+    except BaseException as exc:
+        _report(chan, exc)
+    finally:
+        os._exit(code)
+
+
+def _join_cgroup(chan: Channel, expected: object) -> str:
     path = chan.expect(CGROUP)
     if path:
         from kobako.cgroups import load_manager
 
-        load_manager(path).join()
+        manager = expected if expected.path == path else load_manager(path)  # type: ignore[attr-defined]
+        manager.join()  # type: ignore[attr-defined]
     return path
 
 
