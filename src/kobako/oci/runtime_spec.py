@@ -22,6 +22,11 @@ HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", 
 
 
 def load(bundle: str) -> dict[str, Any]:
+    return load_with_raw(bundle)[0]
+
+
+def load_with_raw(bundle: str) -> tuple[dict[str, Any], bytes]:
+    """The validated spec and the bytes it was read from (kept as the container's copy)."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -32,7 +37,7 @@ def load(bundle: str) -> dict[str, Any]:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
     spec = jsoncodec.loads(raw, what=path)
     validate(spec)
-    return spec
+    return spec, raw
 
 
 def _fail(field: str, problem: str) -> InvalidArgument:

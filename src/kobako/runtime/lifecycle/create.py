@@ -34,14 +34,12 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.detach = detach
+        self.loaded: tuple[str, dict, bytes] | None = None  # load_bundle() already done by the caller
 
 
 def create(root: str, container_id: str, opts: CreateOptions) -> State:
     sd = StateDir(root, container_id)  # checks the ID before anything is touched
-    bundle = os.path.abspath(opts.bundle)
-    if not os.path.isdir(bundle):
-        raise NotFound(f"bundle {opts.bundle!r} does not exist")
-    spec = runtime_spec.load(bundle)
+    bundle, spec, raw_spec = opts.loaded or load_bundle(opts.bundle)
     rootfs = os.path.join(bundle, spec["root"]["path"])
     if not os.path.isdir(rootfs):
         raise NotFound(f"rootfs {rootfs!r} (root.path in config.json) does not exist")
@@ -95,13 +93,22 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
         st.pid = init_pid
         st.pid_start = state_mod.process_start_time(init_pid)
         sd.save(st)
-        _save_config(sd, spec)
+        _save_config(sd, raw_spec)
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
         return st
     except BaseException as exc:
         _undo(sd, made[0] if made else None, init_pid, exc)
         raise
+
+
+def load_bundle(path: str) -> tuple[str, dict, bytes]:
+    """The bundle's absolute path, its validated spec and the spec's bytes."""
+    bundle = os.path.abspath(path)
+    if not os.path.isdir(bundle):
+        raise NotFound(f"bundle {path!r} does not exist")
+    spec, raw = runtime_spec.load_with_raw(bundle)
+    return bundle, spec, raw
 
 
 def _precheck(spec: dict, opts: CreateOptions, root: str) -> None:
@@ -170,13 +177,11 @@ def _connect(path: str) -> int:
     return fd
 
 
-def _save_config(sd: StateDir, spec: dict) -> None:
+def _save_config(sd: StateDir, raw_spec: bytes) -> None:
     """Keep the spec the container was made from: `exec` reuses its seccomp profile and defaults."""
-    from kobako.oci import jsoncodec
-
     fd = os.open(os.path.join(sd.path, "config.json"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, jsoncodec.dumps(spec).encode())
+        os.write(fd, raw_spec)
     finally:
         os.close(fd)
 

@@ -46,9 +46,10 @@ def run(root: str, container_id: str, opts: CreateOptions) -> int:
 def _wants_tty(opts: CreateOptions) -> bool:
     if opts.console_socket or opts.console_fd >= 0:
         return False
-    from kobako.oci import runtime_spec
+    from kobako.runtime.lifecycle.create import load_bundle
 
-    return bool(runtime_spec.load(os.path.abspath(opts.bundle))["process"].get("terminal"))
+    opts.loaded = load_bundle(opts.bundle)  # create() reuses it
+    return bool(opts.loaded[1]["process"].get("terminal"))
 
 
 def _forward_signals(pid: int) -> None:
