@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from kobako.errors import InvalidArgument
 
 NUMBERS = {
@@ -38,3 +40,20 @@ def parse(value: str) -> int:
             if SIGRTMIN <= result <= SIGRTMAX:
                 return result
     raise InvalidArgument(f"invalid signal {value!r}")
+
+
+FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
+
+
+def forward_to(pid: int, signums: tuple[int, ...] = FORWARDED) -> None:
+    """Relay these signals, when they reach us, to ``pid`` (a foreground container, or --init's child)."""
+    import _signal  # the builtin behind `signal`, without its enum import
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in signums:
+        _signal.signal(signum, forward)

@@ -108,7 +108,9 @@ def test_state_of_unknown_container(runtime) -> None:
 def test_no_state_dir_left_when_init_fails(runtime, make_bundle) -> None:
     # A mount of a source that does not exist fails inside the init, after the parent made the state dir.
     def edit(spec: dict) -> None:
-        spec["mounts"].append({"destination": "/x", "type": "bind", "source": "/no/such/source", "options": ["bind"]})
+        spec["mounts"].append(
+            {"destination": "/x", "type": "bind", "source": "/no/such/source", "options": ["bind"]}
+        )
 
     cid = unique()
     assert_refused(runtime, make_bundle(edit=edit), cid, "/no/such/source")

@@ -24,7 +24,12 @@ def test_own_pid_namespace_hostname_and_no_host_pids(runtime, make_bundle) -> No
         spec["hostname"] = "box"
         spec["domainname"] = "example.internal"
 
-    out = run_in(runtime, make_bundle, "echo $$; hostname; cat /proc/sys/kernel/domainname; ls /proc | grep -c '^[0-9]'", edit)
+    out = run_in(
+        runtime,
+        make_bundle,
+        "echo $$; hostname; cat /proc/sys/kernel/domainname; ls /proc | grep -c '^[0-9]'",
+        edit,
+    )
     pid, hostname, domain, nprocs = out.stdout.split()
     assert pid == "1"
     assert hostname == "box"
@@ -48,7 +53,9 @@ def test_user_namespace_maps_ids(runtime, make_bundle, tmp_path) -> None:
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
-    bundle = make_bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/mine"], edit)
+    bundle = make_bundle(
+        ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/mine"], edit
+    )
     # The mapped root is an unprivileged host user: it must be able to walk to its bundle.
     for parent in [bundle, *bundle.parents]:
         if str(parent).startswith("/tmp/"):
@@ -87,8 +94,18 @@ def test_bind_mounts_with_options_and_tmpfs(runtime, make_bundle, tmp_path) -> N
 
     def edit(spec: dict) -> None:
         spec["mounts"] += [
-            {"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "ro", "nosuid"]},
-            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700"]},
+            {
+                "destination": "/data",
+                "type": "bind",
+                "source": str(shared),
+                "options": ["rbind", "ro", "nosuid"],
+            },
+            {
+                "destination": "/scratch",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["size=1m", "mode=700"],
+            },
         ]
 
     out = run_in(runtime, make_bundle, "cat /data/hello; touch /data/x 2>&1 || echo refused; stat -c %a /scratch; "
@@ -128,8 +145,12 @@ def test_default_devices(runtime, make_bundle) -> None:
 
 def test_linux_devices_are_created(runtime, make_bundle) -> None:
     def edit(spec: dict) -> None:
-        spec["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}]
-        spec["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"})
+        spec["linux"]["devices"] = [
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}
+        ]
+        spec["linux"]["resources"]["devices"].append(
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}
+        )
 
     out = run_in(runtime, make_bundle, "stat -c '%t %T %a' /dev/fuse", edit).stdout.split()
     assert out == ["a", "e5", "600"]
@@ -141,7 +162,9 @@ def test_process_user_env_cwd_umask_and_groups(runtime, make_bundle) -> None:
         spec["process"]["env"].append("GREETING=hi there")
         spec["process"]["cwd"] = "/tmp"
 
-    out = run_in(runtime, make_bundle, 'id -u; id -g; id -G; echo "$GREETING"; pwd; umask', edit).stdout.splitlines()
+    out = run_in(
+        runtime, make_bundle, 'id -u; id -g; id -G; echo "$GREETING"; pwd; umask', edit
+    ).stdout.splitlines()
     assert out[0] == "1000" and out[1] == "1001"
     assert set(out[2].split()) == {"1001", "2000", "2001"}
     assert out[3] == "hi there" and out[4] == "/tmp" and out[5] == "0077"
@@ -153,7 +176,12 @@ def test_sysctl_rlimits_and_oom_score_adj(runtime, make_bundle) -> None:
         spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
         spec["process"]["oomScoreAdj"] = 123
 
-    out = run_in(runtime, make_bundle, "cat /proc/sys/net/ipv4/ip_forward; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj", edit)
+    out = run_in(
+        runtime,
+        make_bundle,
+        "cat /proc/sys/net/ipv4/ip_forward; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj",
+        edit,
+    )
     assert out.stdout.split() == ["1", "321", "654", "123"]
 
 
@@ -178,7 +206,9 @@ def test_seccomp_profile_is_enforced(runtime, make_bundle) -> None:
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
         }
 
-    out = run_in(runtime, make_bundle, "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo rc=$?", edit).stdout
+    out = run_in(
+        runtime, make_bundle, "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; echo rc=$?", edit
+    ).stdout
     assert "Seccomp:\t2" in out
     assert "Operation not permitted" in out and "rc=1" in out
 
@@ -194,7 +224,9 @@ def test_joining_an_existing_network_namespace_by_path(runtime, make_bundle) -> 
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         # A marker only this namespace has: loopback up with an extra address.
-        subprocess.run(["ip", "netns", "exec", name, "ip", "addr", "add", "127.0.0.42/8", "dev", "lo"], check=True)
+        subprocess.run(
+            ["ip", "netns", "exec", name, "ip", "addr", "add", "127.0.0.42/8", "dev", "lo"], check=True
+        )
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
 
         def edit(spec: dict) -> None:

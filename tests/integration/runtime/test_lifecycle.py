@@ -23,6 +23,13 @@ def wait_status(runtime, cid: str, status: str, timeout: float = 10) -> dict:  #
         time.sleep(0.02)
 
 
+def wait_running(runtime, cid: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 10
+    while not (runtime.root / cid / "state.json").exists() or runtime.state(cid)["status"] != "running":
+        assert time.monotonic() < deadline, f"{cid} never reached running"
+        time.sleep(0.02)
+
+
 def test_run_foreground_returns_the_exit_code_and_leaves_nothing(runtime, make_bundle) -> None:
     bundle = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 7"])
     cid = unique()
@@ -42,10 +49,7 @@ def test_run_reports_death_by_signal_as_128_plus_signal(runtime, make_bundle) ->
     fg = subprocess.Popen([runtime.binary, "--root", str(runtime.root), "run", "-b", str(bundle), cid],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while not (runtime.root / cid / "state.json").exists() or runtime.state(cid)["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_running(runtime, cid)
         runtime("kill", cid, "KILL")
         assert fg.wait(timeout=10) == 137
     finally:
@@ -63,10 +67,7 @@ def test_run_forwards_signals_to_the_container(runtime, make_bundle) -> None:
     fg = subprocess.Popen([runtime.binary, "--root", str(runtime.root), "run", "-b", str(bundle), cid],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while not (runtime.root / cid / "state.json").exists() or runtime.state(cid)["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_running(runtime, cid)
         time.sleep(0.2)  # let the shell install its trap
         fg.send_signal(signal.SIGTERM)
         assert fg.wait(timeout=10) == 42
@@ -122,7 +123,9 @@ def test_delete_force_stops_a_running_container(runtime, make_bundle) -> None:
     pid = runtime.state(cid)["pid"]
     runtime("delete", "--force", cid)
     assert not (runtime.root / cid).exists()
-    assert not Path(f"/proc/{pid}/cmdline").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert (
+        not Path(f"/proc/{pid}/cmdline").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    )
 
 
 def test_list_and_ps(runtime, make_bundle) -> None:
@@ -205,14 +208,28 @@ def test_events_stats_reports_cgroup_usage(runtime, make_bundle) -> None:
 def test_spec_writes_a_valid_default_config(runtime, tmp_path) -> None:
     runtime("spec", "--bundle", str(tmp_path))
     spec = json.loads((tmp_path / "config.json").read_text())
-    assert spec["process"]["capabilities"]["bounding"] == ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-    assert {ns["type"] for ns in spec["linux"]["namespaces"]} == {"pid", "network", "ipc", "uts", "mount", "cgroup"}
+    assert spec["process"]["capabilities"]["bounding"] == [
+        "CAP_AUDIT_WRITE",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+    ]
+    assert {ns["type"] for ns in spec["linux"]["namespaces"]} == {
+        "pid",
+        "network",
+        "ipc",
+        "uts",
+        "mount",
+        "cgroup",
+    }
     again = runtime("spec", "--bundle", str(tmp_path), check=False)
     assert again.returncode != 0 and "exists" in again.stderr
     rootless = tmp_path / "rootless"
     rootless.mkdir()
     runtime("spec", "--rootless", "--bundle", str(rootless))
-    assert json.loads((rootless / "config.json").read_text())["linux"]["uidMappings"][0]["hostID"] == os.geteuid()
+    assert (
+        json.loads((rootless / "config.json").read_text())["linux"]["uidMappings"][0]["hostID"]
+        == os.geteuid()
+    )
 
 
 def test_features_and_version(runtime) -> None:

@@ -13,8 +13,7 @@ from kobako.oci import jsoncodec, runtime_spec
 from kobako.runtime import container, namespaces
 from kobako.runtime import status as st_mod
 from kobako.runtime import syscalls as sc
-from kobako.runtime.process.bootstrap import _report
-from kobako.runtime.process.channel import PID, READY, Channel, ChildError
+from kobako.runtime.process.channel import PID, READY, Channel, ChildError, fork_reporting, report_error
 from kobako.runtime.process.init import become_process, find_executable, with_home
 
 
@@ -87,19 +86,9 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     if not opts.detach:
         sc.linux.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = Channel.pair()
-    joiner = os.fork()
-    if joiner == 0:
-        code = 1
-        try:
-            parent.close()
-            _joiner(proc, spec, to_join, child, console_fd, opts.preserve_fds, cgroup)
-            code = 0
-        except BaseException as exc:
-            from kobako.runtime.process.bootstrap import _report
-
-            _report(child, exc)
-        finally:
-            os._exit(code)
+    joiner = fork_reporting(
+        lambda: _joiner(proc, spec, to_join, child, console_fd, opts.preserve_fds, cgroup), parent, child
+    )
     child.close()
     if console_fd >= 0:
         os.close(console_fd)
@@ -126,9 +115,10 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
         write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
-    from kobako.runtime.lifecycle.run import _forward_signals, wait_exit_code
+    from kobako.runtime.lifecycle.run import wait_exit_code
+    from kobako.runtime.signals import forward_to
 
-    _forward_signals(pid)
+    forward_to(pid)
     return wait_exit_code(pid)
 
 
@@ -185,7 +175,7 @@ def _joiner(
             chan.close()
             os.execve(executable, proc["args"], _env_dict(env))
         except BaseException as exc:
-            _report(chan, exc)
+            report_error(chan, exc)
         finally:
             os._exit(code)
     chan.send(PID, str(pid))

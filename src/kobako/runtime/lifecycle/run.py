@@ -8,9 +8,8 @@ from kobako.runtime import syscalls as sc
 from kobako.runtime.lifecycle.create import CreateOptions, create
 from kobako.runtime.lifecycle.delete import delete
 from kobako.runtime.lifecycle.start import release
+from kobako.runtime.signals import forward_to
 from kobako.runtime.state import StateDir
-
-FORWARDED_SIGNALS = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 
 
 def run(root: str, container_id: str, opts: CreateOptions) -> int:
@@ -32,7 +31,7 @@ def run(root: str, container_id: str, opts: CreateOptions) -> int:
         if relay is not None:
             relay.close_container_end()
     try:
-        _forward_signals(st.pid)
+        forward_to(st.pid)
         release(StateDir(root, container_id), st)
         if relay is not None:
             relay.run()
@@ -50,19 +49,6 @@ def _wants_tty(opts: CreateOptions) -> bool:
 
     opts.loaded = load_bundle(opts.bundle)  # create() reuses it
     return bool(opts.loaded[1]["process"].get("terminal"))
-
-
-def _forward_signals(pid: int) -> None:
-    import _signal
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in FORWARDED_SIGNALS:
-        _signal.signal(signum, forward)
 
 
 def wait_exit_code(pid: int) -> int:

@@ -19,7 +19,19 @@ import os
 from kobako.runtime import hooks as hooks_mod
 from kobako.runtime import namespaces
 from kobako.runtime import syscalls as sc
-from kobako.runtime.process.channel import CGROUP, GO, HOOKS, MAPPED, PID, READY, USERNS, Channel, ChildError
+from kobako.runtime.process.channel import (
+    CGROUP,
+    GO,
+    HOOKS,
+    MAPPED,
+    PID,
+    READY,
+    USERNS,
+    Channel,
+    ChildError,
+    fork_reporting,
+    report_error,
+)
 from kobako.runtime.process.config import InitConfig
 
 TYPE_CHECKING = False
@@ -42,27 +54,18 @@ def spawn(
     direct = _can_fork_init_directly(requested)
     parent, child = Channel.pair()
     restore = _unshare_for_children(cfg, requested) if direct else None
+
+    def first_child() -> None:  # the intermediate, or with `direct` the init itself
+        if direct:
+            _enter_namespaces(cfg, requested, child, direct=True)
+            _run_init(cfg, child)
+        _intermediate(cfg, requested, child)
+
     try:
-        pid = os.fork()
-    except BaseException:
+        pid = fork_reporting(first_child, parent, child)
+    finally:
         if restore is not None:
-            restore()
-        raise
-    if pid != 0 and restore is not None:
-        restore()
-    if pid == 0:  # the intermediate, or with `direct` the init itself
-        code = 1
-        try:
-            parent.close()
-            if direct:
-                _enter_namespaces(cfg, requested, child, direct=True)
-                _run_init(cfg, child)
-            _intermediate(cfg, requested, child)
-            code = 0
-        except BaseException as exc:
-            _report(child, exc)
-        finally:
-            os._exit(code)
+            restore()  # only the parent gets here: the child always _exits
     child.close()
     init_pid = pid if direct else 0
     intermediate = 0 if direct else pid
@@ -204,13 +207,11 @@ def _run_init(cfg: InitConfig, chan: Channel) -> None:
     """Run the container init; never returns (execve, or report and exit)."""
     from kobako.runtime.process.init import container_init
 
-    code = 1
     try:
         container_init(cfg, chan)
     except BaseException as exc:
-        _report(chan, exc)
-    finally:
-        os._exit(code)
+        report_error(chan, exc)
+    os._exit(1)
 
 
 def _join_cgroup(chan: Channel, expected: object) -> str:
@@ -221,30 +222,6 @@ def _join_cgroup(chan: Channel, expected: object) -> str:
         manager = expected if expected.path == path else load_manager(path)  # type: ignore[attr-defined]
         manager.join()  # type: ignore[attr-defined]
     return path
-
-
-def _report(chan: Channel, exc: BaseException) -> None:
-    if os.environ.get("KOBAKO_DEBUG"):
-        import traceback
-
-        traceback.print_exception(exc)
-    try:
-        if isinstance(exc, OSError) and exc.strerror:
-            msg = exc.strerror
-            if exc.filename and str(exc.filename) not in msg:
-                msg += f": {exc.filename}"
-        else:
-            msg = str(exc) or type(exc).__name__
-    except Exception:
-        msg = type(exc).__name__
-    try:
-        chan.send("error", msg)
-    except OSError:
-        # Past READY the parent has stopped listening: the container's stderr is all that is left.
-        try:
-            os.write(2, f"kobako-runtime: container process: {msg}\n".encode())
-        except OSError:
-            pass
 
 
 def write_id_maps(pid: int, linux: dict) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 USERNS = "userns"  # child → parent: user namespace made, write my id maps
 MAPPED = "mapped"  # parent → child: maps written
 GO = "go"  # parent → init: createRuntime hooks done, carry on
@@ -87,3 +91,45 @@ class Channel:
 
 class ChildError(Exception):
     """A failure reported by (or inferred from) a forked container process."""
+
+
+def report_error(chan: Channel, exc: BaseException) -> None:
+    """Tell the parent what failed in a forked child (or, once nobody listens, the container's stderr)."""
+    if os.environ.get("KOBAKO_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    try:
+        if isinstance(exc, OSError) and exc.strerror:
+            msg = exc.strerror
+            if exc.filename and str(exc.filename) not in msg:
+                msg += f": {exc.filename}"
+        else:
+            msg = str(exc) or type(exc).__name__
+    except Exception:
+        msg = type(exc).__name__
+    try:
+        chan.send("error", msg)
+    except OSError:
+        # Past READY the parent has stopped listening: the container's stderr is all that is left.
+        try:
+            os.write(2, f"kobako-runtime: container process: {msg}\n".encode())
+        except OSError:
+            pass
+
+
+def fork_reporting(work: Callable[[], None], parent_end: Channel, child_end: Channel) -> int:
+    """Fork a child that closes the parent's end, runs ``work`` and always ``_exit``s: 0 if ``work``
+    returns, 1 after reporting its exception on ``child_end``. Returns the child's PID in the parent."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent_end.close()
+            work()
+            code = 0
+        except BaseException as exc:
+            report_error(child_end, exc)
+        finally:
+            os._exit(code)
+    return pid

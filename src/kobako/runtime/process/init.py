@@ -23,6 +23,7 @@ from kobako.runtime import syscalls as sc
 from kobako.runtime.process.channel import HOOKS, READY, Channel
 from kobako.runtime.process.config import InitConfig
 from kobako.runtime.rootfs import RootfsBuilder
+from kobako.runtime.signals import forward_to
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -98,26 +99,15 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
 
 
 INIT_ANNOTATION = "org.kobako.init"
-_FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 
 
 def reap_as_init(executable: str, args: list[str], env: dict[str, str]) -> None:
     """`--init`: stay as PID 1 (already stripped to the process's identity, capabilities and seccomp),
     run the user's process as our child, forward signals to it, reap every orphan, and exit as it did."""
-    import _signal
-
     child = os.fork()
     if child == 0:
         os.execve(executable, args, env)
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in _FORWARDED:
-        _signal.signal(signum, forward)
+    forward_to(child)
     while True:
         try:
             pid, status = os.wait()
