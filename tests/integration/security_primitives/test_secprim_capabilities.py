@@ -117,12 +117,21 @@ def test_capabilities_that_cannot_be_granted_are_skipped_with_a_warning(child) -
     }
 
     def body() -> tuple[list[str], dict[str, str]]:
-        import warnings
+        import os
+        import tempfile
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            capabilities.apply(caps)
-        return [str(w.message) for w in caught], child.own_status()
+        os.environ["KOBAKO_DEBUG"] = "1"  # skipped capabilities are reported on stderr when debugging
+        with tempfile.TemporaryFile() as err:
+            saved = os.dup(2)
+            os.dup2(err.fileno(), 2)
+            try:
+                capabilities.apply(caps)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            err.seek(0)
+            messages = err.read().decode().splitlines()
+        return messages, child.own_status()
 
     messages, status = child.call(body).ok()  # type: ignore[misc]
     assert status["CapEff"] == mask("CAP_CHOWN")

@@ -49,7 +49,7 @@ def test_after_preload_everything_works_in_the_new_root(tmp_path: Path, child) -
 def test_nothing_new_is_imported_or_dlopened_in_the_new_root(tmp_path: Path, child) -> None:
     # A hostile image could ship its own hashlib.py or libseccomp.so.2 at the host's paths.
     def body() -> list[str]:
-        _libc.libc()  # ctypes is there, but neither hashlib nor libseccomp
+        _libc.host_module("ctypes")  # ctypes is there, but neither hashlib nor libseccomp
         sys.modules.pop("hashlib", None)
         _libseccomp._binding = None
         seccomp._memo.clear()
