@@ -348,3 +348,15 @@ def test_init_annotation_keeps_a_reaping_pid1(runtime, make_bundle) -> None:
     assert lines[0] != "1"
     assert lines[1] == "0"  # no zombies left behind
     assert proc.returncode == 5
+
+
+def test_unlimited_rlimit_is_rlim_infinity(runtime, make_bundle) -> None:
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] != resource.RLIM_INFINITY:
+        pytest.skip("the host's RLIMIT_CORE hard limit is finite")
+
+    def edit(spec: dict) -> None:
+        spec["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+
+    assert run_in(runtime, make_bundle, "ulimit -c; ulimit -Hc", edit).stdout.split() == ["unlimited", "unlimited"]

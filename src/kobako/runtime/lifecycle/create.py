@@ -117,21 +117,9 @@ def _precheck(spec: dict, opts: CreateOptions, root: str) -> None:
     if proc.get("terminal") and opts.console_fd < 0 and not opts.console_socket and opts.detach:
         raise InvalidArgument("process.terminal is true: a detached container needs --console-socket")
     if proc.get("rlimits"):
-        import resource
+        from kobako.runtime import rlimits
 
-        for rl in proc["rlimits"]:
-            kind = getattr(resource, rl["type"], None)
-            if not rl["type"].startswith("RLIMIT_") or kind is None:
-                raise InvalidArgument(f"config.json: process.rlimits: unknown rlimit type {rl['type']!r}")
-            if rl["soft"] > rl["hard"]:
-                raise InvalidArgument(
-                    f"config.json: {rl['type']}: soft limit {rl['soft']} exceeds hard {rl['hard']}"
-                )
-            host_hard = resource.getrlimit(kind)[1]
-            if host_hard != resource.RLIM_INFINITY and rl["hard"] > host_hard:
-                raise InvalidArgument(
-                    f"config.json: {rl['type']}: hard limit {rl['hard']} is above the host's hard limit {host_hard}"
-                )
+        rlimits.check(proc["rlimits"])
     caps = proc.get("capabilities")
     if caps:
         from kobako.runtime.security import capabilities

@@ -145,7 +145,8 @@ def _joiner(
     cgroup: object | None,
 ) -> None:
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # the container must not reach us through /proc/<pid>/exe
-    from kobako.runtime.process.init import _apply_rlimits, _env_dict, _setup_console, preload
+    from kobako.runtime import rlimits
+    from kobako.runtime.process.init import _env_dict, _setup_console, preload
 
     preload(proc, spec.get("linux", {}).get("seccomp"), needs_subprocess=False)
     if cgroup is not None:
@@ -168,7 +169,7 @@ def _joiner(
             env = with_home(proc.get("env", []), proc.get("user", {}).get("uid", 0))
             executable = find_executable(proc["args"][0], env)
             if proc.get("rlimits"):
-                _apply_rlimits(proc["rlimits"])
+                rlimits.apply(proc["rlimits"])
             seccomp = spec.get("linux", {}).get("seccomp")
             become_process(proc, seccomp, preserve_fds)
             chan.send(READY)

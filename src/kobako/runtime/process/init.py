@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from kobako.runtime import hooks as hooks_mod
+from kobako.runtime import rlimits
 from kobako.runtime import syscalls as sc
 from kobako.runtime.process.channel import HOOKS, READY, Channel
 from kobako.runtime.process.config import InitConfig
@@ -73,7 +74,7 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
         _setup_console(cfg.console_fd)
     if cfg.new_mount_ns:
         builder.finish()
-    _apply_rlimits(proc.get("rlimits", []))
+    rlimits.apply(proc.get("rlimits", []))
     env = with_home(proc.get("env", []), proc.get("user", {}).get("uid", 0))
     executable = find_executable(proc["args"][0], env)
     cwd = proc.get("cwd", "/")
@@ -199,15 +200,6 @@ def _setup_console(console_fd: int) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
-
-
-def _apply_rlimits(rlimits: list[dict]) -> None:
-    if not rlimits:
-        return
-    import resource
-
-    for rl in rlimits:
-        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:
