@@ -37,3 +37,20 @@ for verb in ("create", "ls", "list", "inspect", "rm", "prune"):
 for verb in ("df", "check", "prune", "info"):
     register(verb, f"{_SYSTEM}:cmd_{verb}", group="system")
 register("info", f"{_SYSTEM}:cmd_info")
+
+# Registry (client and server)
+_REGISTRY = "kobako.cli.registry"
+for verb in ("pull", "push", "login", "logout"):
+    register(verb, f"{_REGISTRY}:cmd_{verb}")
+for verb in ("pull", "push"):
+    register(verb, f"{_REGISTRY}:cmd_{verb}", group="image")
+for verb in ("serve", "gc"):
+    register(verb, f"{_REGISTRY}:cmd_{verb}", group="registry")
+
+# Build
+register("build", "kobako.cli.build:cmd_build")
+register("build", "kobako.cli.build:cmd_build", group="image")
+
+# Networks
+for verb in ("create", "ls", "list", "inspect", "rm", "prune", "connect", "disconnect"):
+    register(verb, f"kobako.cli.network:cmd_{'ls' if verb == 'list' else verb}", group="network")
