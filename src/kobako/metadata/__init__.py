@@ -1,0 +1,1 @@
+"""Image metadata: the SQLite database (images table), the GC lock and garbage collection."""
