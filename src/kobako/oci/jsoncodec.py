@@ -73,12 +73,12 @@ def _reject(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def dumps(obj: Any, indent: int | None = None) -> str:
+def dumps(obj: Any, indent: int | None = None, sort_keys: bool = False) -> str:
     if _json is None or indent is not None:
         import json
 
-        return json.dumps(obj, indent=indent)
+        return json.dumps(obj, indent=indent, sort_keys=sort_keys)
     encode = _json.make_encoder(
-        None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+        None, _reject, _json.encode_basestring_ascii, None, ": ", ", ", sort_keys, False, True
     )
     return "".join(encode(obj, 0))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import stat
 import time
@@ -91,10 +90,10 @@ class DirSnapshotter:
                 self._populate(tmp, rec)
                 final = self._dir(rec.id)
                 if os.path.lexists(final):  # left by a crash that reused this id before its record committed
-                    shutil.rmtree(final)
+                    _rmtree(final)
                 os.rename(tmp, final)
             except BaseException:
-                shutil.rmtree(final if final and os.path.isdir(final) else tmp, ignore_errors=True)
+                _rmtree(final if final and os.path.isdir(final) else tmp, ignore_errors=True)
                 raise
         return self._mounts(rec)
 
@@ -111,7 +110,7 @@ class DirSnapshotter:
             rec = tx.remove(key)
         # after the commit: a crash from here on leaves a directory no record names, for cleanup()
         try:
-            shutil.rmtree(self._dir(rec.id))
+            _rmtree(self._dir(rec.id))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -138,7 +137,7 @@ class DirSnapshotter:
                 if name.isdigit() and int(name) in ids:
                     continue
                 try:
-                    shutil.rmtree(os.path.join(base, name))
+                    _rmtree(os.path.join(base, name))
                     removed.append(name)
                 except OSError as exc:
                     err = err or Unavailable(f"cleaning up {base}")
@@ -177,3 +176,9 @@ def _disk_usage(path: str) -> Usage:
             with os.scandir(current) as it:
                 stack.extend(e.path for e in it)
     return Usage(size, len(seen))
+
+
+def _rmtree(path: str, ignore_errors: bool = False) -> None:
+    import shutil  # only removal needs it; `kobako run` should not pay for its import
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)

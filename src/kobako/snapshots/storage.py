@@ -8,13 +8,13 @@ not its directory. The database runs in WAL mode with a busy timeout, and every 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
 from collections import namedtuple
 
 from kobako.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from kobako.oci import jsoncodec
 from kobako.snapshots.base import Info, Kind
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings anyway
@@ -68,7 +68,14 @@ def _check_key(key: str) -> None:
 
 def _record(row: tuple, parents: list[int] | None = None) -> Record:
     sid, key, kind, parent, created, updated, labels = row
-    info = Info(key, Kind(kind), parent or "", json.loads(labels), created, updated)
+    info = Info(
+        key,
+        Kind(kind),
+        parent or "",
+        jsoncodec.loads(labels, what=f"labels of snapshot {key}"),
+        created,
+        updated,
+    )
     return Record(sid, info, parents or [])
 
 
@@ -104,7 +111,7 @@ class Transaction:
         try:
             self._db.execute(
                 "INSERT INTO snapshots (key, parent_id, kind, created, updated, labels) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, parent_id, kind.value, now, now, json.dumps(dict(labels or {}), sort_keys=True)),
+                (key, parent_id, kind.value, now, now, jsoncodec.dumps(dict(labels or {}), sort_keys=True)),
             )
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"snapshot {key!r} already exists") from None
@@ -121,7 +128,7 @@ class Transaction:
         try:
             self._db.execute(
                 "UPDATE snapshots SET key = ?, kind = ?, updated = ?, labels = ? WHERE id = ?",
-                (name, Kind.COMMITTED.value, time.time(), json.dumps(merged, sort_keys=True), rec.id),
+                (name, Kind.COMMITTED.value, time.time(), jsoncodec.dumps(merged, sort_keys=True), rec.id),
             )
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"snapshot {name!r} already exists") from None
@@ -132,7 +139,7 @@ class Transaction:
         merged = {k: v for k, v in {**rec.info.labels, **labels}.items() if v is not None}
         self._db.execute(
             "UPDATE snapshots SET labels = ?, updated = ? WHERE id = ?",
-            (json.dumps(merged, sort_keys=True), time.time(), rec.id),
+            (jsoncodec.dumps(merged, sort_keys=True), time.time(), rec.id),
         )
         return self.get(key).info
 
