@@ -7,10 +7,10 @@ text through :mod:`kobako.oci.jsoncodec` (this module is on the ``kobako run`` p
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import namedtuple
 
+from kobako import sqlite as sqlite3
 from kobako.errors import InvalidArgument, Unavailable
 from kobako.oci import jsoncodec
 

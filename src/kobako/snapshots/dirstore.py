@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import stat
 import time
 
+from kobako import filetree
+from kobako import sqlite as sqlite3
 from kobako.errors import FailedPrecondition, KobakoError, Unavailable
 from kobako.mount import Mount
 from kobako.snapshots.base import Info, Kind, Usage
@@ -90,10 +91,10 @@ class DirSnapshotter:
                 self._populate(tmp, rec)
                 final = self._dir(rec.id)
                 if os.path.lexists(final):  # left by a crash that reused this id before its record committed
-                    _rmtree(final)
+                    filetree.remove(final)
                 os.rename(tmp, final)
             except BaseException:
-                _rmtree(final if final and os.path.isdir(final) else tmp, ignore_errors=True)
+                filetree.remove(final if final and os.path.isdir(final) else tmp, ignore_errors=True)
                 raise
         return self._mounts(rec)
 
@@ -110,7 +111,7 @@ class DirSnapshotter:
             rec = tx.remove(key)
         # after the commit: a crash from here on leaves a directory no record names, for cleanup()
         try:
-            _rmtree(self._dir(rec.id))
+            filetree.remove(self._dir(rec.id))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -137,7 +138,7 @@ class DirSnapshotter:
                 if name.isdigit() and int(name) in ids:
                     continue
                 try:
-                    _rmtree(os.path.join(base, name))
+                    filetree.remove(os.path.join(base, name))
                     removed.append(name)
                 except OSError as exc:
                     err = err or Unavailable(f"cleaning up {base}")
@@ -176,9 +177,3 @@ def _disk_usage(path: str) -> Usage:
             with os.scandir(current) as it:
                 stack.extend(e.path for e in it)
     return Usage(size, len(seen))
-
-
-def _rmtree(path: str, ignore_errors: bool = False) -> None:
-    import shutil  # only removal needs it; `kobako run` should not pay for its import
-
-    shutil.rmtree(path, ignore_errors=ignore_errors)

@@ -8,11 +8,11 @@ not its directory. The database runs in WAL mode with a busy timeout, and every 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 from collections import namedtuple
 
+from kobako import sqlite as sqlite3
 from kobako.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from kobako.oci import jsoncodec
 from kobako.snapshots.base import Info, Kind

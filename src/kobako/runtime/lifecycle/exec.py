@@ -25,12 +25,14 @@ class ExecOptions:
         pid_file: str | None = None,
         console_socket: str | None = None,
         preserve_fds: int = 0,
+        console_fd: int = -1,
     ) -> None:
         self.process = process
         self.detach = detach
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.preserve_fds = preserve_fds
+        self.console_fd = console_fd  # a socket to send the pty master on (instead of console_socket)
 
 
 def container_spec(root: str, container_id: str) -> dict:
@@ -74,10 +76,10 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
     proc = opts.process
     runtime_spec.validate_process(proc)
     spec = container_spec(root, container_id)
-    if proc.get("terminal") and not opts.console_socket:
+    if proc.get("terminal") and not opts.console_socket and opts.console_fd < 0:
         raise InvalidArgument("exec --tty needs --console-socket")
-    console_fd = -1
-    if opts.console_socket:
+    console_fd = opts.console_fd
+    if console_fd < 0 and opts.console_socket:
         from kobako.runtime.lifecycle.create import _connect
 
         console_fd = _connect(opts.console_socket)
@@ -90,7 +92,7 @@ def exec_process(root: str, container_id: str, opts: ExecOptions) -> int:
         lambda: _joiner(proc, spec, to_join, child, console_fd, opts.preserve_fds, cgroup), parent, child
     )
     child.close()
-    if console_fd >= 0:
+    if console_fd >= 0 and console_fd != opts.console_fd:
         os.close(console_fd)
     pid = 0
     try:

@@ -166,6 +166,18 @@ def become_process(proc: dict, seccomp: dict | None, preserve_fds: int) -> None:
         if seccomp:
             _load_seccomp(seccomp)
     _close_stray_fds(3 + preserve_fds)
+    _default_signals()
+
+
+_IGNORED_BY_PYTHON = (13, 25)  # SIGPIPE, SIGXFSZ: Python ignores them, and SIG_IGN survives execve
+
+
+def _default_signals() -> None:
+    """The container's process starts with default signal dispositions, as under runc."""
+    import _signal
+
+    for signum in _IGNORED_BY_PYTHON:
+        _signal.signal(signum, _signal.SIG_DFL)
 
 
 def _load_seccomp(profile: dict) -> None:
