@@ -360,3 +360,9 @@ def test_unlimited_rlimit_is_rlim_infinity(runtime, make_bundle) -> None:
         spec["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
 
     assert run_in(runtime, make_bundle, "ulimit -c; ulimit -Hc", edit).stdout.split() == ["unlimited", "unlimited"]
+
+
+def test_the_process_starts_with_default_signal_dispositions(runtime, make_bundle) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal survives execve: the runtime resets them.
+    out = run_in(runtime, make_bundle, "grep SigIgn /proc/self/status").stdout.split()
+    assert out == ["SigIgn:", "0000000000000000"]
