@@ -169,15 +169,19 @@ def become_process(proc: dict, seccomp: dict | None, preserve_fds: int) -> None:
     _default_signals()
 
 
-_IGNORED_BY_PYTHON = (13, 25)  # SIGPIPE, SIGXFSZ: Python ignores them, and SIG_IGN survives execve
-
-
 def _default_signals() -> None:
-    """The container's process starts with default signal dispositions, as under runc."""
+    """The container's process starts with default signal dispositions: an ignored signal survives
+    execve (Python itself ignores SIGPIPE and SIGXFSZ; our caller may have ignored others)."""
     import _signal
 
-    for signum in _IGNORED_BY_PYTHON:
-        _signal.signal(signum, _signal.SIG_DFL)
+    for signum in range(1, _signal.NSIG):
+        if signum in (9, 19):  # SIGKILL and SIGSTOP cannot be changed
+            continue
+        try:
+            if _signal.getsignal(signum) == _signal.SIG_IGN:
+                _signal.signal(signum, _signal.SIG_DFL)
+        except (OSError, ValueError):  # the C library's reserved real-time signals
+            continue
 
 
 def _load_seccomp(profile: dict) -> None:
