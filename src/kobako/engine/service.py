@@ -1,0 +1,249 @@
+"""Container lifecycle across records, images, specs and tasks: what `kobako` verbs (and later the API) call.
+
+create: record first (so a killed create leaves something `rm -f` can name), then the snapshot, the rootfs
+mount, volumes and the OCI spec; any failure removes all of it. start: under the record's lock, mount the
+rootfs if needed and fork the monitor, which reports STARTED or ERROR. remove: stop the task if forced, wait
+for its monitor to finish, then runtime state, mounts, snapshot, anonymous volumes and the record.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kobako.engine import tasks
+from kobako.engine.clock import rfc3339
+from kobako.engine.containers import ContainerRecord, ContainerStore
+from kobako.errors import Conflict, KobakoError, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from kobako.engine.monitor_fork import Prefork
+    from kobako.engine.runopts import RunOptions
+
+
+class StartFailed(KobakoError):
+    """The task did not start; ``exit_code`` is docker's: 125, 126 (cannot execute) or 127 (not found)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def create(
+    store: ContainerStore, opts: RunOptions, image_ref: str, cmd: list[str], keep_mounted: bool
+) -> ContainerRecord:
+    from kobako.images.service import ImageService
+
+    images = ImageService()
+    try:
+        image = images.resolve(image_ref)
+        record = ContainerRecord("", "", image_ref, image_id=image.id, created=rfc3339())
+        store.create(record, name=opts.name or None)
+        try:
+            _build(store, record, images, image, opts, cmd)
+            if not keep_mounted:
+                unmount_rootfs(store, record.id)
+        except BaseException as exc:
+            try:
+                remove(store, record, volumes=True, force=True, images=images)
+            except KobakoError as cleanup:
+                if isinstance(exc, KobakoError):
+                    exc.add_cleanup_error(cleanup)
+            raise
+    finally:
+        images.close()  # before any fork: the monitor must not inherit a live database handle
+    return record
+
+
+def _build(store: ContainerStore, record: ContainerRecord, images: object, image: object, opts: RunOptions,
+           cmd: list[str]) -> None:  # fmt: skip
+    from kobako.engine import health, restart, specgen
+    from kobako.engine.volumes import VolumeStore, volume_mounts
+    from kobako.mount import mount_all
+    from kobako.oci import jsoncodec
+
+    cid = record.id
+    mounts = images.prepare_rootfs(image, key=cid, labels={"kobako.container": cid})  # type: ignore[attr-defined]
+    record.snapshot_key = cid
+    store.save(record)  # from here on, rm knows there is a snapshot to remove
+    rootfs = store.rootfs(cid)
+    os.makedirs(rootfs, 0o755, exist_ok=True)
+    mount_all(mounts, rootfs)
+    config = image.config  # type: ignore[attr-defined]
+    extra = volume_mounts(opts, config, rootfs, VolumeStore(), cid)
+    userdata = store.path(cid, "userdata")
+    os.makedirs(userdata, 0o700, exist_ok=True)
+    spec = specgen.generate(cid, config, opts, rootfs, extra, userdata)
+    with open(os.path.join(store.bundle(cid), "config.json"), "w") as f:
+        f.write(jsoncodec.dumps(spec))
+    inner = config.get("config") or {}
+    try:
+        from kobako.engine.runopts import effective_healthcheck
+
+        hc = effective_healthcheck(opts, config)
+    except ImportError:  # pragma: no cover - older run options
+        hc = opts.healthcheck
+    record.healthcheck = health.from_options(hc, None)
+    record.restart_policy = restart.from_options(opts.restart)
+    record.stop_signal = opts.stop_signal or inner.get("StopSignal") or "SIGTERM"
+    record.stop_timeout = 10 if opts.stop_timeout is None else int(opts.stop_timeout)
+    record.auto_remove, record.tty, record.interactive = bool(opts.rm), bool(opts.tty), bool(opts.interactive)
+    record.labels = {**(inner.get("Labels") or {}), **dict(opts.labels)}
+    describe(record, spec, opts, image, extra, cmd)
+    store.save(record)
+    tasks.save(store, cid, tasks.TaskState(status="created"))
+
+
+def describe(record: ContainerRecord, spec: dict, opts: RunOptions, image: object, extra: list[dict],
+             cmd: list[str]) -> None:  # fmt: skip
+    """Docker-style Config, HostConfig and Mounts for `inspect`, taken from the generated spec."""
+    proc = spec.get("process", {})
+    args = list(proc.get("args", []))
+    record.path, record.args = (args[0] if args else ""), args[1:]
+    inner = image.config.get("config") or {}  # type: ignore[attr-defined]
+    entrypoint = (
+        inner.get("Entrypoint")
+        if opts.entrypoint is None
+        else ([opts.entrypoint] if opts.entrypoint else None)
+    )
+    user = proc.get("user", {})
+    resources = spec.get("linux", {}).get("resources", {})
+    record.config = {
+        "Hostname": spec.get("hostname", ""), "User": opts.user or inner.get("User", ""),
+        "Env": list(proc.get("env", [])), "Cmd": list(cmd) or inner.get("Cmd"), "Entrypoint": entrypoint,
+        "Image": record.image, "WorkingDir": proc.get("cwd", "/"), "Labels": record.labels,
+        "StopSignal": record.stop_signal, "StopTimeout": record.stop_timeout, "Tty": record.tty,
+        "OpenStdin": record.interactive, "Healthcheck": record.healthcheck,
+        "Uid": user.get("uid", 0), "Gid": user.get("gid", 0),
+    }  # fmt: skip
+    cpu = resources.get("cpu", {})
+    record.host_config = {
+        "Binds": list(opts.volumes), "NetworkMode": opts.network, "RestartPolicy": record.restart_policy,
+        "AutoRemove": record.auto_remove, "Privileged": bool(opts.privileged), "ReadonlyRootfs": bool(opts.read_only),
+        "CapAdd": list(opts.cap_add), "CapDrop": list(opts.cap_drop), "SecurityOpt": list(opts.security_opts),
+        "Memory": int(resources.get("memory", {}).get("limit", 0) or 0),
+        "NanoCpus": int(float(opts.cpus or 0) * 1e9), "CpuQuota": int(cpu.get("quota", 0) or 0),
+        "PidsLimit": resources.get("pids", {}).get("limit"), "Init": bool(opts.init),
+        "Ulimits": [{"Name": k, "Soft": v[0], "Hard": v[1]} for k, v in dict(opts.ulimits).items()],
+    }  # fmt: skip
+    record.mounts = [
+        {"Type": m.get("type", "bind") if m.get("type") != "none" else "bind", "Source": m.get("source", ""),
+         "Destination": m.get("destination", ""), "RW": "ro" not in (m.get("options") or []),
+         **({"Name": _volume_name(m.get("source", ""))} if _volume_name(m.get("source", "")) else {})}
+        for m in extra
+    ]  # fmt: skip
+
+
+def _volume_name(source: str) -> str:
+    """``<state>/volumes/<name>/_data`` → name ("" for other sources)."""
+    from kobako import paths
+
+    base = os.path.join(paths.state_root(), "volumes") + "/"
+    if source.startswith(base) and source.endswith("/_data"):
+        return source[len(base) : -len("/_data")]
+    return ""
+
+
+def mount_rootfs(store: ContainerStore, record: ContainerRecord) -> None:
+    """Mount the container's snapshot at bundle/rootfs unless it already is (a plain-dir bundle has no key)."""
+    from kobako.mount import mount_all, mounted_under
+
+    rootfs = store.rootfs(record.id)
+    if not record.snapshot_key or mounted_under(rootfs):
+        return
+    from kobako.images.service import ImageService
+
+    images = ImageService()
+    try:
+        mount_all(images.rootfs_mounts(record.snapshot_key), rootfs)
+    finally:
+        images.close()
+
+
+def unmount_rootfs(store: ContainerStore, container_id: str) -> None:
+    from kobako.mount import mounted_under, unmount_all
+
+    rootfs = store.rootfs(container_id)
+    if os.path.isdir(rootfs) and mounted_under(rootfs):
+        unmount_all(rootfs)
+
+
+def start(store: ContainerStore, record: ContainerRecord, prefork: Prefork | None = None
+          ) -> tuple[socket.socket, object, list]:  # fmt: skip
+    """Start the task; return the attach socket (STARTED already read), its reader and frames already read.
+
+    ``prefork``: a monitor forked early by the caller (see kobako.engine.monitor_fork.Prefork); else one is
+    forked now. Raises StartFailed (exit code 125/126/127) when the task could not start.
+    """
+    from kobako.engine import attach, monitor_fork
+
+    with store.lock(record.id):
+        tasks.reset_for_start(store, record)
+        mount_rootfs(store, record)
+        sock = (prefork or monitor_fork.Prefork()).go(store, record)
+        _pid, code, message, reader, rest = attach.wait_started(sock)
+    if code:
+        sock.close()
+        raise StartFailed(message, code)
+    return sock, reader, rest
+
+
+def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False, force: bool = False,
+           images: object | None = None) -> None:  # fmt: skip
+    """Remove a container; a running one only with ``force`` (killed, as docker rm -f does)."""
+    st = tasks.observe(store, record.id)
+    if st.status == "starting" and tasks.monitor_alive(st):  # let it get going, then stop it properly
+        st = tasks.wait_exit(store, record.id, 10, ("starting",))
+    if st.status in tasks.ACTIVE and st.status != "starting":
+        if not force:
+            raise Conflict(
+                f"cannot remove container {record.id[:12]}: container is {st.status}: "
+                "stop the container before attempting removal or force remove"
+            )
+        tasks.stop(store, record, 0, 9)
+    st = tasks.load(store, record.id)
+    if st.status in tasks.ACTIVE and st.status != "starting" and tasks.monitor_alive(st):
+        tasks.wait_exit(store, record.id, 10)  # e.g. a restart in back-off, woken by stop: let it finish
+    unmount_rootfs(store, record.id)
+    # A monitor that reported the exit may still be deleting the runtime state: that does not touch
+    # the record, so the snapshot and the record go meanwhile; then we wait for it.
+    if record.snapshot_key:
+        own = images is None
+        if own:
+            from kobako.images.service import ImageService
+
+            images = ImageService()
+        try:
+            images.remove_rootfs(record.snapshot_key)  # type: ignore[attr-defined]
+        finally:
+            if own:
+                images.close()  # type: ignore[attr-defined]
+    try:
+        store.remove(record)
+    except NotFound:
+        pass
+    if volumes:  # after the record: a volume named by a record is in use
+        _remove_anonymous_volumes(record)
+    tasks.wait_monitor_gone(st)
+    from kobako import paths
+    from kobako.runtime.lifecycle.delete import delete
+
+    delete(paths.runtime_root(), record.id, force=True)
+
+
+def _remove_anonymous_volumes(record: ContainerRecord) -> None:
+    """Volumes made for this container alone (docker's anonymous volumes); named ones stay."""
+    names = [m["Name"] for m in record.mounts if m.get("Name")]
+    if not names:
+        return
+    from kobako.engine.volumes import VolumeStore
+
+    vs = VolumeStore()
+    for name in names:
+        try:
+            if vs.get(name).anonymous:
+                vs.remove(name)
+        except KobakoError:
+            pass
