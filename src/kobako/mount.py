@@ -2,7 +2,7 @@
 
 Snapshotters return lists of :class:`Mount` and never mount (DESIGN.md, example 6); the engine, the image
 unpacker and the tests call :func:`mount_all` / :func:`unmount_all`, which use mount(2)/umount2(2) directly via
-ctypes (no ``mount`` program, no shell).
+``kobako.libc`` (no ``mount`` program, no shell, no ctypes import).
 
 mount(2) copies at most one page of option data, and an overlay with many layers easily needs more. Then the
 overlay's directories are rewritten relative to their longest common parent and the mount is made from inside
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 
 from kobako.errors import Internal, InvalidArgument, KobakoError, from_oserror
 
-TYPE_CHECKING = False  # typing, dataclasses and ctypes cost start-up time; ctypes is loaded on first mount
+TYPE_CHECKING = False  # typing, dataclasses and threading cost start-up time
 if TYPE_CHECKING:
-    import ctypes
+    import threading
     from collections.abc import Iterable, Sequence
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS = 1, 2, 4, 8, 16
@@ -58,8 +57,7 @@ _PROPAGATION: dict[str, int] = {
     "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
 }  # fmt: skip
 _OVERLAY_DIR_KEYS = ("lowerdir", "upperdir", "workdir")
-_cwd_lock = threading.Lock()
-_libc: ctypes.CDLL | None = None
+_cwd_lock: threading.Lock | None = None  # made on first use: threading costs start-up time
 
 
 class Mount:
@@ -128,22 +126,11 @@ def parse_options(options: Iterable[str]) -> tuple[int, int, str]:
 
 
 def _call(name: str, *args: object) -> None:
-    global _libc
-    import ctypes
+    from kobako import libc
 
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.mount.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_char_p,
-        ]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    if getattr(_libc, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    if name == "mount":  # mountflags is an unsigned long
+        args = (*args[:3], libc.ulong(args[3]), args[4])  # type: ignore[arg-type]
+    libc.call(name, *args)
 
 
 def _enc(value: str | None) -> bytes | None:
@@ -194,6 +181,11 @@ def _mount_long_overlay(m: Mount, target: str, flags: int, data: str) -> None:
             f"overlay on {target!r}: {len(dirs)} directories need {len(short_data)} bytes of options even "
             f"relative to {common!r}; the kernel takes one page ({os.sysconf('SC_PAGESIZE')}): too many layers"
         )
+    global _cwd_lock
+    if _cwd_lock is None:
+        import threading
+
+        _cwd_lock = threading.Lock()
     with _cwd_lock:
         saved = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

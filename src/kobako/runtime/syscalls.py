@@ -1,6 +1,6 @@
 """The one seam between the runtime and the kernel calls that Python's os module lacks.
 
-``LinuxSyscalls`` calls libc through ``kobako.runtime.libc``, loaded on first use so that commands that never
+``LinuxSyscalls`` calls libc through ``kobako.libc``, loaded on first use so that commands that never
 touch the kernel (``state``, ``list``) do not pay for it. ``kobako.testing.syscalls.RecordingSyscalls`` records calls instead
 for fast unit tests; integration tests always use the real kernel.
 """
@@ -75,11 +75,11 @@ if TYPE_CHECKING:
 
 
 class LinuxSyscalls:
-    """Real kernel calls (through ``kobako.runtime.libc``). Every failure is an OSError carrying errno."""
+    """Real kernel calls (through ``kobako.libc``). Every failure is an OSError carrying errno."""
 
     @staticmethod
     def _call(name: str, what: str, path: str | None, *args: object) -> int:
-        from kobako.runtime import libc
+        from kobako import libc
 
         try:
             return libc.call(name, *args)
@@ -89,7 +89,7 @@ class LinuxSyscalls:
     def mount(
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None:
-        from kobako.runtime import libc
+        from kobako import libc
 
         enc = _encode
         self._call(
@@ -101,7 +101,7 @@ class LinuxSyscalls:
         self._call("umount2", f"umount {target}", target, _encode(target), flags)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        from kobako.runtime import libc
+        from kobako import libc
 
         try:
             libc.call_long("syscall", libc.ulong(_SYS_PIVOT_ROOT), _encode(new_root), _encode(put_old))
@@ -125,7 +125,7 @@ class LinuxSyscalls:
     def join_session_keyring(self, name: str) -> None:
         """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring, so the container
         cannot read or use the keys of the session that started it."""
-        from kobako.runtime import libc
+        from kobako import libc
 
         try:
             libc.call_long(
@@ -135,7 +135,7 @@ class LinuxSyscalls:
             raise OSError(exc.errno, f"keyctl: {exc.strerror}") from None
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-        from kobako.runtime import libc
+        from kobako import libc
 
         ul = libc.ulong
         return self._call("prctl", f"prctl({option})", None, option, ul(arg2), ul(arg3), ul(arg4), ul(arg5))

@@ -17,7 +17,7 @@ from __future__ import annotations
 def preload(seccomp: bool = True) -> None:
     """Load from the host everything the primitives use later: the libc binding, the last capability
     number and, with ``seccomp``, the seccomp module and libseccomp. Call before pivot_root."""
-    from kobako.runtime import libc  # noqa: F401
+    from kobako import libc  # noqa: F401
     from kobako.runtime.security import _libc, capabilities
 
     capabilities.last_cap()

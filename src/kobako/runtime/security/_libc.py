@@ -75,7 +75,7 @@ def host_module(name: str) -> ModuleType:
 
 def raise_errno() -> None:
     """Raise the OSError for the errno the last libc call left behind."""
-    from kobako.runtime import libc
+    from kobako import libc
 
     err = libc.get_errno()
     raise OSError(err, os.strerror(err))
@@ -83,7 +83,7 @@ def raise_errno() -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2). Returns the call's non-negative result; raises OSError on failure."""
-    from kobako.runtime import libc
+    from kobako import libc
 
     ul = libc.ulong
     return libc.call("prctl", option, ul(arg2), ul(arg3), ul(arg4), ul(arg5))
@@ -91,14 +91,14 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def syscall(number: int, *args: int) -> int:
     """syscall(2) with unsigned-long arguments. Returns the result; raises OSError on failure."""
-    from kobako.runtime import libc
+    from kobako import libc
 
     return libc.call_long("syscall", libc.ulong(number), *(libc.ulong(a) for a in args))
 
 
 def capget() -> tuple[int, int, int]:
     """The calling thread's (effective, permitted, inheritable) sets as 64-bit masks."""
-    from kobako.runtime import libc
+    from kobako import libc
 
     header, data = _cap_buffers()
     libc.call("capget", header, data)
@@ -107,7 +107,7 @@ def capget() -> tuple[int, int, int]:
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """Set the calling thread's three capability sets (capset(2)); raises OSError on failure."""
-    from kobako.runtime import libc
+    from kobako import libc
 
     header, data = _cap_buffers()
     for word in (0, 1):
@@ -121,7 +121,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 def _cap_buffers() -> tuple[object, object]:
     # struct __user_cap_header_struct { __u32 version; int pid; } (pid 0: this thread) and two
     # struct __user_cap_data_struct { __u32 effective, permitted, inheritable; } laid out flat.
-    from kobako.runtime import libc
+    from kobako import libc
 
     return libc.u32_array([LINUX_CAPABILITY_VERSION_3, 0]), libc.u32_array([0] * 6)
 

@@ -17,7 +17,7 @@ that cannot be granted (for example an effective one that is not permitted), are
 a debug message (``KOBAKO_DEBUG``), as the OCI runtime spec asks; a name that is no capability at all is an
 :class:`~kobako.errors.InvalidArgument`.
 
-Everything talks to the kernel through ``kobako.runtime.libc`` (``capget``/``capset``/``prctl``).
+Everything talks to the kernel through ``kobako.libc`` (``capget``/``capset``/``prctl``).
 """
 
 from __future__ import annotations
