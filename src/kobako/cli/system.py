@@ -163,7 +163,7 @@ def _containers(root: str) -> list[tuple[str, str, str]]:
         return []
     out = []
     for cid in ids:
-        if not os.path.isdir(os.path.join(base, cid)):
+        if cid.startswith(".") or not os.path.isdir(os.path.join(base, cid)):  # .names: the name index
             continue
         status, record = "", ""
         try:
