@@ -177,11 +177,30 @@ def _default_signals() -> None:
     for signum in range(1, _signal.NSIG):
         if signum in (9, 19):  # SIGKILL and SIGSTOP cannot be changed
             continue
+        if signum in (32, 33):  # the C library hides these from sigaction(): Python cannot even see them
+            _raw_default(signum)
+            continue
         try:
             if _signal.getsignal(signum) == _signal.SIG_IGN:
                 _signal.signal(signum, _signal.SIG_DFL)
-        except (OSError, ValueError):  # the C library's reserved real-time signals
-            continue
+        except (OSError, ValueError):
+            _raw_default(signum)
+
+
+_SYS_RT_SIGACTION = 13  # x86_64
+
+
+def _raw_default(signum: int) -> None:
+    """rt_sigaction(signum, {SIG_DFL}) straight to the kernel, for the signals libc will not touch."""
+    from kobako import libc
+
+    action = libc.u32_array([0] * 8)  # struct kernel_sigaction: handler, flags, restorer, mask — all zero
+    try:
+        libc.call_long(
+            "syscall", libc.ulong(_SYS_RT_SIGACTION), libc.ulong(signum), action, None, libc.ulong(8)
+        )
+    except OSError:
+        pass
 
 
 def _load_seccomp(profile: dict) -> None:
