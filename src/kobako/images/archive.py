@@ -330,12 +330,12 @@ def put_bytes(content: LocalStore, data: bytes, ref: str) -> Digest:
 
 
 def clean_leftover_ingests(content: LocalStore) -> list[str]:
-    """Abort the ingests of loads and imports whose process died (their refs are never resumed)."""
+    """Abort the ingests of loads, imports and builds whose process died (their refs are never resumed)."""
     from kobako.errors import NotFound, Unavailable
 
     removed = []
     for st in content.statuses():
-        if not st.ref.startswith(("load-", "import-")):
+        if not st.ref.startswith(("load-", "import-", "build-")):  # never resumed once their process died
             continue
         try:
             content.abort(st.ref)  # Unavailable while a live writer holds it
