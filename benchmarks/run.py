@@ -7,7 +7,15 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["runtime_run.py", "engine_run.py", "monitor_rss.py", "layer_apply.py", "registry_transfer.py", "build.py", "network.py"]
+BENCHMARKS = [
+    "runtime_run.py",
+    "engine_run.py",
+    "monitor_rss.py",
+    "layer_apply.py",
+    "registry_transfer.py",
+    "build.py",
+    "network.py",
+]
 
 
 def main() -> int:

@@ -18,7 +18,10 @@ def attempt(runtime, make_bundle, script: str) -> str:  # type: ignore[no-untype
 
 
 def test_cannot_write_sysrq_trigger(runtime, make_bundle) -> None:
-    assert attempt(runtime, make_bundle, "echo h > /proc/sysrq-trigger && echo ESCAPED || echo denied").strip() == "denied"
+    assert (
+        attempt(runtime, make_bundle, "echo h > /proc/sysrq-trigger && echo ESCAPED || echo denied").strip()
+        == "denied"
+    )
 
 
 def test_cannot_mount(runtime, make_bundle) -> None:
@@ -28,7 +31,11 @@ def test_cannot_mount(runtime, make_bundle) -> None:
 
 
 def test_cannot_load_a_kernel_module(runtime, make_bundle) -> None:
-    out = attempt(runtime, make_bundle, "echo junk > /tmp/evil.ko; insmod /tmp/evil.ko 2>&1; echo rc=$?; grep CapBnd /proc/self/status")
+    out = attempt(
+        runtime,
+        make_bundle,
+        "echo junk > /tmp/evil.ko; insmod /tmp/evil.ko 2>&1; echo rc=$?; grep CapBnd /proc/self/status",
+    )
     assert "rc=0" not in out
     # Refused for want of CAP_SYS_MODULE (bit 16), which the bounding set no longer holds
     # (a kernel without module support refuses with ENOSYS first).
@@ -39,7 +46,9 @@ def test_cannot_load_a_kernel_module(runtime, make_bundle) -> None:
 def test_cannot_see_host_pids(runtime, make_bundle) -> None:
     host = subprocess.Popen(["sleep", "30"])
     try:
-        out = attempt(runtime, make_bundle, f"ls /proc; kill -0 {host.pid} 2>&1 && echo ESCAPED || echo denied")
+        out = attempt(
+            runtime, make_bundle, f"ls /proc; kill -0 {host.pid} 2>&1 && echo ESCAPED || echo denied"
+        )
         assert str(host.pid) not in out.split()[:-1]
         assert out.split()[-1] == "denied"
     finally:

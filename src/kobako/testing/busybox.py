@@ -14,11 +14,26 @@ def make_rootfs(path: str) -> str:
     """Populate ``path`` with busybox and its applet links, /etc/passwd and /etc/group."""
     if not os.path.exists(BUSYBOX):
         raise FileNotFoundError(f"{BUSYBOX} is missing: install Debian's busybox-static")
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home", "var"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home",
+        "var",
+    ):
         os.makedirs(os.path.join(path, d), exist_ok=True)
     os.chmod(os.path.join(path, "tmp"), 0o1777)
     shutil.copy2(BUSYBOX, os.path.join(path, "bin", "busybox"))
-    applets = subprocess.run([BUSYBOX, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+    applets = subprocess.run(
+        [BUSYBOX, "--list-full"], capture_output=True, text=True, check=True
+    ).stdout.split()
     for applet in applets:
         link = os.path.join(path, applet)
         if applet == "bin/busybox" or os.path.lexists(link):
@@ -32,7 +47,9 @@ def make_rootfs(path: str) -> str:
     return path
 
 
-def write_bundle(bundle: str, rootfs_src: str | None = None, args: list[str] | None = None, **changes: object) -> dict:
+def write_bundle(
+    bundle: str, rootfs_src: str | None = None, args: list[str] | None = None, **changes: object
+) -> dict:
     """Make ``bundle`` with a rootfs (copied from ``rootfs_src`` or built) and a default, non-tty config.json."""
     from kobako.oci.runtime_spec import default_spec
 

@@ -28,7 +28,9 @@ class Runtime:
         self.root = root
         self.binary = binary or runtime_bin()
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 60, **kw: object
+    ) -> subprocess.CompletedProcess:
         # Files, not pipes: a created container's init inherits our stdio and keeps pipes open.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             proc = subprocess.run(

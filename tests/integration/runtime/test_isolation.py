@@ -359,7 +359,10 @@ def test_unlimited_rlimit_is_rlim_infinity(runtime, make_bundle) -> None:
     def edit(spec: dict) -> None:
         spec["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
 
-    assert run_in(runtime, make_bundle, "ulimit -c; ulimit -Hc", edit).stdout.split() == ["unlimited", "unlimited"]
+    assert run_in(runtime, make_bundle, "ulimit -c; ulimit -Hc", edit).stdout.split() == [
+        "unlimited",
+        "unlimited",
+    ]
 
 
 def test_the_process_starts_with_default_signal_dispositions(runtime, make_bundle) -> None:
