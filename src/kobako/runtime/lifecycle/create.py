@@ -116,16 +116,8 @@ def _precheck(spec: dict, opts: CreateOptions, root: str) -> None:
     proc = spec["process"]
     if proc.get("terminal") and opts.console_fd < 0 and not opts.console_socket and opts.detach:
         raise InvalidArgument("process.terminal is true: a detached container needs --console-socket")
-    if proc.get("rlimits"):
-        from kobako.runtime import rlimits
-
-        rlimits.check(proc["rlimits"])
-    caps = proc.get("capabilities")
-    if caps:
-        from kobako.runtime.security import capabilities
-
-        for key, names in caps.items():
-            capabilities.parse(names, field=f"process.capabilities.{key}")
+    # rlimits and capability names are checked by the forked child (init.check_process), in parallel
+    # with the cgroup set-up here; their errors fail `create` just the same.
     if spec.get("linux", {}).get("seccomp"):
         from kobako.runtime.security import seccomp
 

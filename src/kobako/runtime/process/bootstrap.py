@@ -159,7 +159,7 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may open /proc/<us>/exe
     # While the parent makes the cgroup: import what the init needs (a later fork inherits them).
     from kobako.cgroups import new_manager
-    from kobako.runtime.process.init import preload
+    from kobako.runtime.process.init import check_process, preload
 
     spec = cfg.spec
     hooks = spec.get("hooks", {})
@@ -168,6 +168,7 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
         spec.get("linux", {}).get("seccomp"),
         bool(hooks.get("startContainer") or hooks.get("createContainer")),
     )
+    check_process(spec["process"])
     # The same resolution as the parent's, so joining is only the writes once the cgroup exists.
     expected = new_manager(spec.get("linux", {}).get("cgroupsPath") or None, cfg.state["id"])
     new_user = "user" in requested and not requested["user"]

@@ -135,6 +135,18 @@ def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
         import subprocess  # noqa: F401
 
 
+def check_process(proc: dict) -> None:
+    """What the parent leaves to the child to check: rlimits against the host, capability names."""
+    if proc.get("rlimits"):
+        rlimits.check(proc["rlimits"])
+    caps = proc.get("capabilities")
+    if caps:
+        from kobako.runtime.security import capabilities
+
+        for key, names in caps.items():
+            capabilities.parse(names, field=f"process.capabilities.{key}")
+
+
 def become_process(proc: dict, seccomp: dict | None, preserve_fds: int) -> None:
     """Identity, capabilities, no_new_privs and seccomp: the last steps before execve (init and exec)."""
     from kobako.runtime.security import capabilities
