@@ -1,8 +1,14 @@
-"""`kobako run --rm IMAGE /bin/true` against `podman --runtime runc run --rm --network none` (and docker when a
-dockerd can be started) on the same busybox image: alternating runs, median of N each, markdown table.
+"""`kobako run --rm --network none IMAGE /bin/true` against `podman --runtime runc run --rm --network none` (and
+docker when a dockerd can be started) on the same busybox image: alternating runs, median of N each, markdown
+table. Both get a network namespace of their own with only loopback in it (like for like, whatever either
+engine's default network becomes).
+
+``--trace``: seven more `kobako run`s, traced: CLOCK_MONOTONIC stamps around the steps that matter in the CLI,
+its monitor and the container's init, as milliseconds since the launch; the median run is printed (the
+"clock_gettime breakdown"; the tracer itself adds about 4 ms).
 
 Podman gets isolated storage (kobako.testing.podman), cgroupfs, file events, and the ulimit flags this
-host needs. Usage: python benchmarks/engine_run.py [--runs 20]
+host needs. Usage: python benchmarks/engine_run.py [--runs 20] [--trace]
 """
 
 from __future__ import annotations
@@ -22,6 +28,74 @@ from kobako.testing.busybox import make_rootfs
 
 KOBAKO = str(Path(sys.executable).parent / "kobako")
 
+# The CLI as the launcher starts it (-I -S), with a meta-path hook that wraps the functions named in STEPS as
+# their modules load: each call writes "pid ms >name" and "pid ms <name" (ms since the launch). The CLI keeps
+# the file open; forked processes reopen it per stamp (the monitor closes the fds it inherits; the container's
+# init cannot see it after pivot_root).
+TRACER = r"""
+import os, sys, time
+out, t0, paths, steps = sys.argv[1], float(sys.argv[2]), sys.argv[3].split(":"), eval(sys.argv[4])
+sys.path[0:0] = paths
+cli, fd = os.getpid(), os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def stamp(event):
+    line = f"{os.getpid()} {(time.clock_gettime(time.CLOCK_MONOTONIC) - t0) * 1000:.2f} {event}\n".encode()
+    if os.getpid() == cli:
+        os.write(fd, line)
+        return
+    try:  # the container's init loses sight of the file once it is inside the container's root
+        f = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except OSError:
+        return
+    os.write(f, line)
+    os.close(f)
+def wrap(owner, name, label):
+    inner = owner.__dict__[name]
+    def traced(*a, **k):
+        stamp(">" + label)
+        try:
+            return inner(*a, **k)
+        finally:
+            stamp("<" + label)
+    setattr(owner, name, traced)
+finder = sys.modules["_frozen_importlib_external"].PathFinder
+class Hook:
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in steps:
+            return None
+        spec = finder.find_spec(fullname, path)
+        load = spec.loader.exec_module
+        def exec_module(module):
+            load(module)
+            for dotted in steps[fullname]:
+                owner, _, name = dotted.rpartition(".")
+                wrap(getattr(module, owner) if owner else module, name, dotted)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Hook())
+stamp("interpreter up")
+from kobako.cli.main import run_and_exit
+sys.argv = ["kobako", *sys.argv[5:]]
+run_and_exit()
+"""
+STEPS = {
+    "kobako.cli.containers": ["_run", "_remove_quietly"],
+    "kobako.engine.monitor_fork": ["Prefork.__init__", "Prefork.go", "_preload"],
+    "kobako.engine.runopts": ["parse_run_args"],
+    "kobako.engine.service": ["create", "start", "remove", "unmount_rootfs"],
+    "kobako.images.service": ["ImageService.resolve", "ImageService.prepare_rootfs"],
+    "kobako.mount": ["mount_all"],
+    "kobako.engine.specgen": ["generate"],
+    "kobako.engine.attach": ["wait_started"],
+    "kobako.cli.containers_io": ["attach_loop"],
+    "kobako.snapshots.dirstore": ["DirSnapshotter.remove"],
+    "kobako.engine.containers": ["ContainerStore.remove"],
+    "kobako.engine.monitor": ["Monitor.run", "Monitor.exited", "Monitor.handed_over"],
+    "kobako.runtime.lifecycle.create": ["create", "_make_cgroup"],
+    "kobako.runtime.lifecycle.start": ["release"],
+    "kobako.runtime.lifecycle.delete": ["delete"],
+    "kobako.runtime.rootfs": ["RootfsBuilder.prepare"],
+}
+
 
 def timed(cmd: list[str], env: dict[str, str]) -> float | None:
     start = time.perf_counter()
@@ -35,6 +109,38 @@ def timed(cmd: list[str], env: dict[str, str]) -> float | None:
     return elapsed
 
 
+def trace(env: dict[str, str], runs: int = 7) -> str:
+    """``runs`` traced `kobako run --rm`s (see TRACER); the stamps of the median one, in time order, as a
+    markdown table."""
+    import sysconfig
+
+    import kobako
+
+    src = os.path.dirname(os.path.dirname(kobako.__file__))
+    argv = ["run", "--rm", "--network", "none", "busybox", "/bin/true"]
+    traced: list[tuple[float, list[list[str]]]] = []
+    for _ in range(runs):
+        time.sleep(0.3)  # let what ran before settle (podman leaves cleanup processes behind)
+        with tempfile.NamedTemporaryFile(prefix="kobako-trace-") as out:
+            t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
+            subprocess.run([sys.executable, "-I", "-S", "-c", TRACER, out.name, repr(t0),
+                            f"{src}:{sysconfig.get_paths()['purelib']}", repr(STEPS), *argv],
+                           env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)  # fmt: skip
+            total = (time.clock_gettime(time.CLOCK_MONOTONIC) - t0) * 1000
+            time.sleep(0.2)  # the monitor's last stamps come after the CLI exits
+            traced.append((total, [line.split(" ", 2) for line in Path(out.name).read_text().splitlines()]))
+    traced.sort(key=lambda run: run[0])
+    total, lines = traced[len(traced) // 2]
+    cli = lines[0][0]
+    names: dict[str, str] = {cli: "cli"}
+    rows = ["| ms | process | step |", "|---|---|---|"]
+    for pid, ms, event in sorted(lines, key=lambda line: float(line[1])):
+        who = names.setdefault(pid, "init" if pid == "1" else "monitor")
+        rows.append(f"| {float(ms):.2f} | {who} | {event} |")
+    rows.append(f"| {total:.2f} | | the CLI has exited (as the benchmark sees it) |")
+    return "\n".join(rows)
+
+
 def docker_note() -> str:
     if not shutil.which("dockerd"):
         return "docker: skipped (dockerd is not installed; Debian's docker.io provides it)"
@@ -44,6 +150,9 @@ def docker_note() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--trace", action="store_true", help="also trace one kobako run (clock_gettime stamps)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root", file=sys.stderr)
@@ -59,7 +168,7 @@ def main() -> int:
         env["KOBAKO_ROOT"] = str(base / "kobako")
         subprocess.run([KOBAKO, "import", str(archive), "busybox"], env=env, check=True, capture_output=True)
         commands: dict[str, tuple[list[str], dict[str, str]]] = {
-            "kobako": ([KOBAKO, "run", "--rm", "busybox", "/bin/true"], env),
+            "kobako": ([KOBAKO, "run", "--rm", "--network", "none", "busybox", "/bin/true"], env),
         }
         podman = None
         if shutil.which("podman") and shutil.which("runc"):
@@ -79,6 +188,7 @@ def main() -> int:
                     t = timed(cmd, cenv)
                     if t is not None:
                         samples[name].append(t)
+            traced = trace(env) if args.trace else ""
         finally:
             left = podman.close() if podman is not None else []
     medians = {name: statistics.median(s) * 1000 for name, s in samples.items() if s}
@@ -88,6 +198,8 @@ def main() -> int:
     for name, ms in medians.items():
         print(f"| {name} | {ms:.1f} | {f'{ms / base_ms:.2f}' if base_ms else 'n/a'} |")
     print(f"\n{docker_note()}")
+    if traced:
+        print(f"\nOne traced run (ms since the launch):\n\n{traced}")
     if left:
         print(f"\npodman left behind: {left}", file=sys.stderr)
     return 0

@@ -237,6 +237,13 @@ def mounted_under(target: str | os.PathLike[str]) -> list[str]:
 
 def unmount_all(target: str | os.PathLike[str], *, detach: bool = False) -> None:
     """Unmount everything mounted at or below ``target``, the latest first (stacked mounts included)."""
+    # The usual case is one mount right at ``target`` (a container's rootfs): try it before reading
+    # mountinfo. It fails harmlessly when nothing is mounted there (EINVAL) or something is mounted below
+    # (EBUSY, unless detaching); the loop then finds what is left, latest first.
+    try:
+        _call("umount2", os.fsencode(target), MNT_DETACH if detach else 0)
+    except OSError:
+        pass
     for _ in range(1000):
         points = mounted_under(target)
         if not points:

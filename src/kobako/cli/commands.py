@@ -37,6 +37,7 @@ for verb in ("create", "ls", "list", "inspect", "rm", "prune"):
 for verb in ("df", "check", "prune", "info"):
     register(verb, f"{_SYSTEM}:cmd_{verb}", group="system")
 register("info", f"{_SYSTEM}:cmd_info")
+register("service", "kobako.cli.service:cmd_service", group="system")
 
 # Registry (client and server)
 _REGISTRY = "kobako.cli.registry"

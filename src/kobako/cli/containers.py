@@ -83,7 +83,7 @@ def _run(argv: list[str], start: bool) -> int:
     if start and "--help" not in argv:
         from kobako.engine.monitor_fork import Prefork
 
-        prefork = Prefork()  # first, while this process is small: the monitor keeps its memory
+        prefork = Prefork(reap_later=True)  # first, while this process is small: the monitor keeps its memory
     try:
         return _create_and_start(argv, start, prefork)
     finally:
@@ -104,19 +104,36 @@ def _create_and_start(argv: list[str], start: bool, prefork: object) -> int:
         print(f"usage: kobako {'run' if start else 'create'} [OPTIONS] IMAGE [COMMAND] [ARG...]")
         return 0
     store = _store()
+    from kobako.images.service import ImageService
+
+    images = ImageService()  # kept open for the removal of a --rm container (see _remove_quietly)
     try:
-        record = service.create(store, opts, image_ref, cmd, keep_mounted=start)
+        record = service.create(store, opts, image_ref, cmd, keep_mounted=start, images=images)
     except KobakoError as exc:
+        images.close()
         _err(exc)
         return 125
     if not start:
+        images.close()
         print(record.id)
         return 0
+
+    def while_starting() -> None:  # the monitor creates the task on the other core meanwhile
+        try:
+            images.checkpoint()  # the fsyncs of the snapshot's commit, off the critical path
+        except Exception:  # only an optimisation: whatever stops it here, a later close checkpoints
+            pass
+        _collect_garbage_again()
+        if not opts.detach:
+            from kobako.cli import containers_io  # noqa: F401  # what comes next, imported now
+            from kobako.runtime import state  # noqa: F401
+            from kobako.runtime.lifecycle import delete  # noqa: F401
+
     try:
-        sock, reader, pending = service.start(store, record, prefork)  # type: ignore[arg-type]
+        sock, reader, pending = service.start(store, record, prefork, while_starting, mounted=True)  # type: ignore[arg-type]
     except KobakoError as exc:
         _err(exc)
-        _remove_quietly(store, record)
+        _remove_quietly(store, record, images)
         return getattr(exc, "exit_code", 125) if isinstance(exc, service.StartFailed) else 125
     if opts.detach:
         sock.close()
@@ -131,15 +148,31 @@ def _create_and_start(argv: list[str], start: bool, prefork: object) -> int:
         _err(exc)
         return 125
     if record.auto_remove:
-        _remove_quietly(store, record)
+        _remove_quietly(store, record, images)
     return code
 
 
-def _remove_quietly(store: ContainerStore, record: ContainerRecord) -> None:
+def _collect_garbage_again() -> None:
+    """Turn the cyclic garbage collector back on if the CLI entry point turned it off for start-up
+    (kobako.cli.main.GC_OFF); what exists now lives until exit, so it is frozen out of later collections."""
+    import gc
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _remove_quietly(store: ContainerStore, record: ContainerRecord, images: object | None = None) -> None:
+    """Remove the container as `run` ends. ``images`` (the run's image service) is never closed, on purpose:
+    the process exits right after, and a close would checkpoint the snapshot database (two fsyncs) and
+    delete its WAL and shared-memory files (which the next open creates again), all on the critical path.
+    Exiting with a connection open is a crash as far as SQLite is concerned, which it is built for: the next
+    open recovers the few WAL frames this removal wrote (the run checkpointed the WAL before, so it holds
+    nothing older), and the next run checkpoints them while its own task starts."""
     from kobako.engine import service
 
     try:
-        service.remove(store, record, volumes=True, force=True)
+        service.remove(store, record, volumes=True, force=True, images=images)
     except KobakoError as exc:
         _err(f"while removing {record.id[:12]}: {exc}")
 
@@ -219,8 +252,7 @@ def cmd_restart(argv: list[str]) -> int:
 
 
 def _stop(argv: list[str], verb: str) -> int:
-    from kobako.engine import service, tasks
-    from kobako.runtime import signals
+    from kobako.engine import control, service
 
     opts, refs = STOP_FLAGS.parse(argv)
     if opts.help:
@@ -230,10 +262,7 @@ def _stop(argv: list[str], verb: str) -> int:
         raise InvalidArgument(f"invalid --time {opts.time!r}: a number of seconds")
 
     def act(store: ContainerStore, record: ContainerRecord, ref: str) -> None:
-        timeout = record.stop_timeout if opts.time is None else int(str(opts.time))
-        sig = signals.parse(str(opts.signal or record.stop_signal))
-        with store.lock(record.id):
-            tasks.stop(store, record, max(timeout, 0) if timeout >= 0 else 10**9, sig)
+        control.stop(store, record, None if opts.time is None else int(str(opts.time)), opts.signal)  # type: ignore[arg-type]
         if verb == "restart":
             sock, _reader, _pending = service.start(store, record)
             sock.close()
@@ -248,16 +277,14 @@ KILL_FLAGS = Flags(
 
 
 def cmd_kill(argv: list[str]) -> int:
-    from kobako.engine import tasks
+    from kobako.engine import control
     from kobako.runtime import signals
 
     opts, refs = KILL_FLAGS.parse(argv)
-    sig = signals.parse(str(opts.signal or "KILL"))
+    signals.parse(str(opts.signal or "KILL"))  # a bad signal fails before any container is touched
 
     def act(store: ContainerStore, record: ContainerRecord, ref: str) -> None:
-        if sig == 9 or sig == signals.parse(record.stop_signal):
-            tasks.mark_stopped(store, record.id)  # the user ended it: no restart policy
-        tasks.signal(store, record, sig)
+        control.kill(store, record, opts.signal)  # type: ignore[arg-type]
         print(ref)
 
     return _each(refs, act, "kobako kill")
@@ -271,13 +298,12 @@ RM_FLAGS = Flags(
 
 
 def cmd_rm(argv: list[str]) -> int:
-    from kobako.engine import service
+    from kobako.engine import control
 
     opts, refs = RM_FLAGS.parse(argv)
 
     def act(store: ContainerStore, record: ContainerRecord, ref: str) -> None:
-        with store.lock(record.id):
-            service.remove(store, record, volumes=bool(opts.volumes), force=bool(opts.force))
+        control.remove(store, record, force=bool(opts.force), volumes=bool(opts.volumes))
         print(ref)
 
     return _each(refs, act, "kobako rm")

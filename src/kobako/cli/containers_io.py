@@ -187,30 +187,13 @@ def cmd_exec(argv: list[str]) -> int:
 
 
 def _exec_process(store: object, record: object, args: list[str], opts: object) -> dict:
-    from kobako import paths
-    from kobako.runtime.lifecycle.exec import container_spec, process_from_args
+    from kobako.engine.execs import process_spec
 
-    base = container_spec(paths.runtime_root(), record.id)["process"]  # type: ignore[attr-defined]
     env = []
     for item in opts.env:  # type: ignore[attr-defined]
         env.append(item if "=" in item else f"{item}={os.environ.get(item, '')}")
-    proc = process_from_args(base, args, tty=bool(opts.tty), cwd=opts.workdir or None, env=env,  # type: ignore[attr-defined]
-                             user=None, caps=[], no_new_privs=None)  # fmt: skip
-    if opts.user:  # type: ignore[attr-defined]
-        from kobako.engine import users
-
-        u = users.resolve(store.rootfs(record.id), opts.user)  # type: ignore[attr-defined]
-        proc["user"] = {
-            "uid": u.uid,
-            "gid": u.gid,
-            **({"additionalGids": u.additional_gids} if u.additional_gids else {}),
-        }
-    if opts.privileged and "capabilities" in proc:  # type: ignore[attr-defined]
-        from kobako.runtime.security import capabilities as caps
-
-        every = caps.names((1 << (caps.last_cap() + 1)) - 1)
-        proc["capabilities"] = {k: list(every) for k in ("bounding", "effective", "permitted")}
-    return proc
+    return process_spec(store, record, args, tty=bool(opts.tty), env=env, workdir=opts.workdir or None,  # type: ignore[arg-type,attr-defined]
+                        user=opts.user or None, privileged=bool(opts.privileged))  # type: ignore[attr-defined]  # fmt: skip
 
 
 def _exec_failed(exc: KobakoError) -> int:

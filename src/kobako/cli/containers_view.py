@@ -7,31 +7,12 @@ import time
 
 from kobako.cli.flags import Flag, Flags
 from kobako.engine import tasks
-from kobako.engine.clock import ZERO, ago, human, parse
+from kobako.engine.clock import ago
 from kobako.engine.containers import ContainerRecord, ContainerStore
+from kobako.engine.inspect import inspect_data, status_text  # shared with the Engine API
+from kobako.engine.inspect import state_name as _state_name
 from kobako.errors import InvalidArgument, NotFound
 from kobako.oci import jsoncodec
-
-
-def status_text(st: tasks.TaskState, now: float) -> str:
-    """docker's STATUS column: "Up 3 seconds (healthy)", "Exited (0) 2 seconds ago", "Created" ..."""
-    if st.status in ("running", "paused"):
-        text = f"Up {human(now - parse(st.started_at))}"
-        if st.status == "paused":
-            return text + " (Paused)"
-        health = (st.health or {}).get("Status")
-        if health:
-            text += " (health: starting)" if health == "starting" else f" ({health})"
-        return text
-    if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {ago(st.finished_at, now)}"
-    if st.status == "exited":
-        return f"Exited ({st.exit_code}) {ago(st.finished_at, now)}"
-    return "Created"
-
-
-def _state_name(st: tasks.TaskState) -> str:
-    return "created" if st.status == "starting" else st.status
 
 
 def _command(record: ContainerRecord, trunc: bool) -> str:
@@ -159,30 +140,6 @@ INSPECT_FLAGS = Flags(
 )
 
 
-def inspect_data(store: ContainerStore, record: ContainerRecord) -> dict:
-    st = tasks.observe(store, record.id)
-    state = {
-        "Status": _state_name(st), "Running": st.status in ("running", "paused"), "Paused": st.status == "paused",
-        "Restarting": st.status == "restarting", "OOMKilled": st.oom_killed, "Dead": st.status == "dead",
-        "Pid": st.pid if st.status in ("running", "paused") else 0, "ExitCode": st.exit_code, "Error": st.error,
-        "StartedAt": st.started_at, "FinishedAt": st.finished_at if st.status not in ("running", "paused") else ZERO,
-    }  # fmt: skip
-    if record.healthcheck:
-        state["Health"] = st.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
-    return {
-        "Id": record.id, "Created": record.created, "Path": record.path, "Args": record.args, "State": state,
-        "Image": record.image_id, "ResolvConfPath": store.path(record.id, "userdata", "resolv.conf"),
-        "HostnamePath": store.path(record.id, "userdata", "hostname"),
-        "HostsPath": store.path(record.id, "userdata", "hosts"),
-        "LogPath": store.path(record.id, "ctr.log"), "Name": "/" + record.name,
-        "RestartCount": st.restart_count, "Driver": "overlay", "Platform": "linux",
-        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-        "HostConfig": record.host_config, "Mounts": record.mounts, "Config": record.config,
-        "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": store.rootfs(record.id)}},
-        "NetworkSettings": {"Networks": {}, "Ports": {}},
-    }  # fmt: skip
-
-
 def cmd_inspect(argv: list[str]) -> int:
     opts, refs = INSPECT_FLAGS.parse(argv)
     if opts.help or not refs:
@@ -272,14 +229,9 @@ def _print_entry(entry: object, stamp: bool) -> None:
 
 
 def _cgroup(record: ContainerRecord) -> object:
-    rt = tasks.runtime_task(record.id)
-    if rt is None or rt[0] not in ("running", "paused") or not rt[2]:
-        from kobako.errors import Conflict
+    from kobako.engine.inspect import cgroup
 
-        raise Conflict(f"container {record.id[:12]} is not running")
-    from kobako.cgroups import load_manager
-
-    return load_manager(rt[2])
+    return cgroup(record)
 
 
 def _size(n: float) -> str:

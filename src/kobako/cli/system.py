@@ -153,32 +153,9 @@ def _tree_size(path: str) -> int:
 
 
 def _containers(root: str) -> list[tuple[str, str, str]]:
-    """(id, status, raw record text) of every container record."""
-    from kobako.oci import jsoncodec
+    from kobako.engine.sysinfo import container_states
 
-    base = os.path.join(root, "containers")
-    try:
-        ids = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return []
-    out = []
-    for cid in ids:
-        if cid.startswith(".") or not os.path.isdir(os.path.join(base, cid)):  # .names: the name index
-            continue
-        status, record = "", ""
-        try:
-            with open(os.path.join(base, cid, "state.json"), "rb") as f:
-                state = jsoncodec.loads(f.read(), "state")
-            status = str(state.get("status", "")) if isinstance(state, dict) else ""
-        except (OSError, InvalidArgument):
-            pass
-        try:
-            with open(os.path.join(base, cid, "config.json"), errors="replace") as f:
-                record = f.read()
-        except OSError:
-            pass
-        out.append((cid, status, record))
-    return out
+    return container_states(root)
 
 
 def disk_usage(svc: ImageService) -> list[dict]:
@@ -343,29 +320,12 @@ def cmd_info(argv: list[str]) -> int:
     opts, args = parsed
     if args:
         raise InvalidArgument('"kobako info" accepts no arguments')
-    from kobako import __version__, paths
-    from kobako.cgroups.hierarchy import detect
-    from kobako.images.unpack import snapshotter_kind
+    from kobako.engine.sysinfo import info as system_info
 
-    svc = service()
-    containers = _containers(svc.root)
-    running = sum(1 for c in containers if c[1] == "running")
-    info = {
-        "ServerVersion": __version__,
-        "Containers": len(containers),
-        "ContainersRunning": running,
-        "ContainersStopped": len(containers) - running,
-        "Images": len({r.image_id for r in svc.store.list()}),
-        "Driver": snapshotter_kind(svc.root),
-        "CgroupVersion": detect()[1:],
-        "KobakoRootDir": svc.root,
-        "RunRootDir": paths.run_root(),
-        "RuntimeRootDir": paths.runtime_root(),
-        "OperatingSystem": _os_name(),
-        "KernelVersion": os.uname().release,
-        "Architecture": os.uname().machine,
-        "NCPU": os.cpu_count() or 0,
-    }
+    info = system_info(service())
+    info.pop("ContainersPaused", None)
+    running = info["ContainersRunning"]
+    info["ContainersStopped"] = info["Containers"] - running
     fmt = opts["format"]
     if fmt:
         from kobako.oci import jsoncodec
@@ -382,14 +342,3 @@ def cmd_info(argv: list[str]) -> int:
     print(f"Kobako Root Dir: {info['KobakoRootDir']}\nRun Root Dir: {info['RunRootDir']}")
     print(f"Runtime Root Dir: {info['RuntimeRootDir']}")
     return 0
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.partition("=")[2].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"

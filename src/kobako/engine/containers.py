@@ -86,9 +86,13 @@ class ContainerStore:
     # --- create / save / remove -------------------------------------------------------------------
 
     def create(self, record: ContainerRecord, name: str | None = None) -> ContainerRecord:
-        """Give ``record`` a fresh id and a unique name, and write it. Raises Conflict for a taken name."""
+        """Give ``record`` a fresh id (unless it comes with one: 64 hex digits, unused) and a unique name,
+        and write it. Raises Conflict for a taken name or id."""
         os.makedirs(self.names_dir, mode=0o700, exist_ok=True)
-        record.id = os.urandom(32).hex()
+        if not record.id:
+            record.id = os.urandom(32).hex()
+        elif len(record.id) != 64 or not all(c in "0123456789abcdef" for c in record.id):
+            raise InvalidArgument(f"invalid container id {record.id!r}: 64 lowercase hex digits")
         if name:
             record.name = names.check(name)
             self._claim(record.name, record.id)
@@ -104,6 +108,13 @@ class ContainerStore:
                 raise Conflict("could not find a free random container name")
         try:
             os.mkdir(self.path(record.id), 0o700)
+        except FileExistsError:
+            self._release(record.name, record.id)
+            raise Conflict(f"a container with id {record.id} already exists") from None
+        except BaseException:
+            self._release(record.name, record.id)
+            raise
+        try:
             self.save(record)
         except BaseException:
             self._release(record.name, record.id)

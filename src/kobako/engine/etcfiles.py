@@ -28,10 +28,16 @@ _HOST_HOSTS = "/etc/hosts"
 
 
 def _write(path: str, text: str) -> None:
+    """Whole or not at all (a temp file renamed over it): networking rewrites these while containers run."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # whatever the umask: every user in the container reads them
+        view = memoryview(text.encode())
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 

@@ -299,10 +299,13 @@ class Monitor(Streams):
         if not error:
             self.st.status = "exited"
         self.st.pid = 0
-        try:
-            service.unmount_rootfs(self.store, self.rec.id)
-        except KobakoError as exc:
-            self.st.error = self.st.error or str(exc)
+        # A --rm container with a client attached is about to be removed, by that client or by us: the
+        # removal unmounts first, so unmounting here would only delay the client's EXIT.
+        if error or not (self.rec.auto_remove and self.clients):
+            try:
+                service.unmount_rootfs(self.store, self.rec.id)
+            except KobakoError as exc:
+                self.st.error = self.st.error or str(exc)
         tasks.save(self.store, self.rec.id, self.st)
         if error:
             return

@@ -23,10 +23,12 @@ class Prefork:
     what it needs (the forked interpreter shares the CLI's heap as it was at fork time). It waits on a pipe
     for ``go(record)``; if the CLI exits or fails first, the pipe closes and it ends silently.
 
-    fork, setsid, fork: the monitor is no child of the CLI, has no terminal, and outlives it.
+    fork, setsid, fork: the monitor is no child of the CLI, has no terminal, and outlives it. ``reap_later``:
+    the intermediate child is waited for in ``go``/``cancel`` (it is long gone by then) instead of now, so
+    its setsid, fork and exit run beside the caller's next steps instead of before them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reap_later: bool = False) -> None:
         import _socket  # not socket: that module imports enum and selectors (~10 ms of every run)
 
         self.sock, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -45,7 +47,18 @@ class Prefork:
                 os._exit(code)
         theirs.close()
         os.close(go_r)
-        os.waitpid(pid, 0)
+        self._child = pid
+        if not reap_later:
+            self._reap()
+
+    def _reap(self) -> None:
+        pid = getattr(self, "_child", 0)  # 0 too for one made by Prefork.__new__ (the fork server's)
+        if pid:
+            self._child = 0
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
     def go(self, store: ContainerStore, record: ContainerRecord) -> socket.socket:
         """Hand over ``record`` (saved, rootfs mounted); the CLI's end of the monitor's attach socket."""
@@ -58,6 +71,7 @@ class Prefork:
         finally:
             os.close(self.go_w)
             self.go_w = -1
+            self._reap()
         return self.sock
 
     def cancel(self) -> None:
@@ -65,6 +79,7 @@ class Prefork:
             os.close(self.go_w)
             self.go_w = -1
         self.sock.close()
+        self._reap()
 
 
 def spawn(store: ContainerStore, record: ContainerRecord) -> socket.socket:
@@ -76,17 +91,22 @@ def _wait_for_go(go_r: int, sock: socket.socket) -> None:
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    # Drop the CLI's other fds (a caller's pipe kept open would make it wait for us).
-    for fd in range(3, 1024):
-        if fd not in (go_r, sock.fileno()):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    # Drop the CLI's other fds (a caller's pipe kept open would make it wait for us): close_range(2) calls.
+    first = 3
+    for keep in sorted((go_r, sock.fileno())):
+        os.closerange(first, keep)
+        first = keep + 1
+    os.closerange(first, 1024)
     try:
-        _preload()
+        _preload(go_r)
     except Exception:  # only an optimisation: the same imports happen (and fail loudly) after go
         pass
+    # A long-lived process: the collector runs (the CLI may have had it off), but never over what the CLI
+    # and the preload made: scanning those would also copy the pages this process shares with them.
+    import gc
+
+    gc.freeze()
+    gc.enable()
     data = b""
     while not data.endswith(b"\n") or data.count(b"\n") < 2:
         chunk = os.read(go_r, 4096)
@@ -116,18 +136,37 @@ def _wait_for_go(go_r: int, sock: socket.socket) -> None:
     os._exit(code)
 
 
-def _preload() -> None:
+#: What the monitor imports while it waits, in the order it is needed after go: the task's creation (the
+#: runtime's parent side: spec checks, the seccomp filter cache, the cgroup driver), then what the runtime's
+#: init imports before it enters the container (the init is forked from this process and inherits it: its
+#: own imports overlap only the parent's cgroup set-up, a third of their time), then the task's end.
+PRELOAD = (
+    "select", "resource", "kobako.libc", "kobako.runtime.syscalls", "kobako.engine.logs", "kobako.engine.restart",
+    "kobako.engine.monitor", "kobako.runtime.lifecycle.delete", "kobako.runtime.lifecycle.create",
+    "kobako.runtime.rlimits", "kobako.runtime.security.capabilities", "kobako.runtime.security.seccomp",
+    "kobako.cgroups", "kobako.runtime.lifecycle.start",
+    "kobako.runtime.process.init", "kobako.runtime.devices", "kobako.runtime.security",
+    "kobako.engine.service", "kobako.mount",
+)  # fmt: skip
+
+
+def _preload(go_r: int) -> None:
     """Import what starting a task needs while the CLI is still preparing the container: on another core,
-    these imports leave the critical path (the monitor would load them right after go anyway)."""
-    import hashlib  # noqa: F401  # the seccomp filter cache's key (OpenSSL: ~4 ms to load)
-    import select  # noqa: F401
+    these imports leave the critical path (the monitor would load them right after go anyway). Should go
+    come first, the rest is left to load when used: it would only delay the task."""
+    import select
 
-    from kobako.cgroups import detect
-    from kobako.engine import logs, monitor, restart  # noqa: F401
-    from kobako.runtime.lifecycle import create, delete, start  # noqa: F401
-    from kobako.runtime.security import capabilities, seccomp  # noqa: F401
+    poller = select.poll()
+    poller.register(go_r, select.POLLIN)
+    for name in PRELOAD:
+        if poller.poll(0):
+            return
+        __import__(name)
+        if name == "kobako.cgroups":  # the driver this host uses, and its resource writer
+            from kobako.cgroups import detect
 
-    if detect() == "v2":
-        import kobako.cgroups.v2
-    else:
-        import kobako.cgroups.v1  # noqa: F401
+            __import__(f"kobako.cgroups.{detect()}.resources")
+        elif name == "kobako.runtime.security":  # ctypes and libseccomp, as the init's preload loads them
+            from kobako.runtime.security import preload
+
+            preload(seccomp=True)

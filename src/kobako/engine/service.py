@@ -18,9 +18,12 @@ from kobako.errors import Conflict, KobakoError, NotFound
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
 
     from kobako.engine.monitor_fork import Prefork
     from kobako.engine.runopts import RunOptions
+    from kobako.images.service import ImageService
+    from kobako.mount import Mount
 
 
 class StartFailed(KobakoError):
@@ -31,18 +34,24 @@ class StartFailed(KobakoError):
         self.exit_code = exit_code
 
 
-def create(
-    store: ContainerStore, opts: RunOptions, image_ref: str, cmd: list[str], keep_mounted: bool
-) -> ContainerRecord:
-    from kobako.images.service import ImageService
+def create(store: ContainerStore, opts: RunOptions, image_ref: str, cmd: list[str], keep_mounted: bool,
+           images: ImageService | None = None) -> ContainerRecord:  # fmt: skip
+    """``images``: the caller's image service, left open for later calls (it closes it, before any fork:
+    a monitor must not inherit a live database handle); by default one is opened and closed here."""
+    own = images is None
+    if own:
+        from kobako.images.service import ImageService
 
-    images = ImageService()
+        images = ImageService()
     try:
-        image = images.resolve(image_ref)
-        record = ContainerRecord("", "", image_ref, image_id=image.id, created=rfc3339())
+        image = images.resolve(image_ref)  # type: ignore[union-attr]
+        # The snapshot is keyed by the container id, named in the record from the start: a create killed at
+        # any point leaves a record whose removal also removes the snapshot, if it got that far.
+        cid = os.urandom(32).hex()
+        record = ContainerRecord(cid, "", image_ref, image_id=image.id, created=rfc3339(), snapshot_key=cid)
         store.create(record, name=opts.name or None)
         try:
-            _build(store, record, images, image, opts, cmd)
+            _build(store, record, images, image, opts, cmd, volatile=keep_mounted and bool(opts.rm))
             if not keep_mounted:
                 unmount_rootfs(store, record.id)
         except BaseException as exc:
@@ -53,39 +62,44 @@ def create(
                     exc.add_cleanup_error(cleanup)
             raise
     finally:
-        images.close()  # before any fork: the monitor must not inherit a live database handle
+        if own:
+            images.close()  # type: ignore[union-attr]
     return record
 
 
 def _build(store: ContainerStore, record: ContainerRecord, images: object, image: object, opts: RunOptions,
-           cmd: list[str]) -> None:  # fmt: skip
-    from kobako.engine import health, restart, specgen
-    from kobako.engine.volumes import VolumeStore, volume_mounts
-    from kobako.mount import mount_all
+           cmd: list[str], volatile: bool = False) -> None:  # fmt: skip
+    from kobako.engine import restart, specgen
     from kobako.oci import jsoncodec
 
     cid = record.id
-    mounts = images.prepare_rootfs(image, key=cid, labels={"kobako.container": cid})  # type: ignore[attr-defined]
-    record.snapshot_key = cid
-    store.save(record)  # from here on, rm knows there is a snapshot to remove
+    mounts = images.prepare_rootfs(image, key=record.snapshot_key, labels={"kobako.container": cid})  # type: ignore[attr-defined]
     rootfs = store.rootfs(cid)
     os.makedirs(rootfs, 0o755, exist_ok=True)
-    mount_all(mounts, rootfs)
+    _mount(mounts, rootfs, volatile)
     config = image.config  # type: ignore[attr-defined]
-    extra = volume_mounts(opts, config, rootfs, VolumeStore(), cid)
+    inner = config.get("config") or {}
+    extra: list[dict] = []
+    if opts.volumes or opts.mounts or opts.tmpfs or specgen.image_section(config).get("Volumes"):
+        from kobako.engine.volumes import VolumeStore, volume_mounts
+
+        extra = volume_mounts(opts, config, rootfs, VolumeStore(), cid)
     userdata = store.path(cid, "userdata")
     os.makedirs(userdata, 0o700, exist_ok=True)
     spec = specgen.generate(cid, config, opts, rootfs, extra, userdata)
     with open(os.path.join(store.bundle(cid), "config.json"), "w") as f:
         f.write(jsoncodec.dumps(spec))
-    inner = config.get("config") or {}
     try:
         from kobako.engine.runopts import effective_healthcheck
 
         hc = effective_healthcheck(opts, config)
     except ImportError:  # pragma: no cover - older run options
         hc = opts.healthcheck
-    record.healthcheck = health.from_options(hc, None)
+    record.healthcheck = None
+    if hc is not None:
+        from kobako.engine import health
+
+        record.healthcheck = health.from_options(hc, None)
     record.restart_policy = restart.from_options(opts.restart)
     record.stop_signal = opts.stop_signal or inner.get("StopSignal") or "SIGTERM"
     record.stop_timeout = 10 if opts.stop_timeout is None else int(opts.stop_timeout)
@@ -148,7 +162,7 @@ def _volume_name(source: str) -> str:
 
 def mount_rootfs(store: ContainerStore, record: ContainerRecord) -> None:
     """Mount the container's snapshot at bundle/rootfs unless it already is (a plain-dir bundle has no key)."""
-    from kobako.mount import mount_all, mounted_under
+    from kobako.mount import mounted_under
 
     rootfs = store.rootfs(record.id)
     if not record.snapshot_key or mounted_under(rootfs):
@@ -157,32 +171,89 @@ def mount_rootfs(store: ContainerStore, record: ContainerRecord) -> None:
 
     images = ImageService()
     try:
-        mount_all(images.rootfs_mounts(record.snapshot_key), rootfs)
+        _mount(images.rootfs_mounts(record.snapshot_key), rootfs, record.auto_remove)
     finally:
         images.close()
 
 
+def _mount(mounts: list[Mount], rootfs: str, volatile: bool) -> None:
+    """Mount the rootfs; ``volatile`` (a --rm container about to run): overlay's ``volatile`` option, as
+    Podman gives --rm containers. Nothing the container writes is synced, and unmounting skips the syncfs of
+    the whole upper filesystem, which waits for every dirty page of every process on it (milliseconds on a
+    busy disk, on the critical path of every `run --rm`). A crash loses only what was to be thrown away."""
+    from kobako.mount import mount_all
+
+    if volatile:
+        fast = [_volatile(m) for m in mounts]
+        if fast != mounts:
+            try:
+                mount_all(fast, rootfs)
+                return
+            except KobakoError as exc:
+                if getattr(exc.__cause__, "errno", 0) != 22:  # EINVAL: a kernel before 5.10
+                    raise
+    mount_all(mounts, rootfs)
+
+
+def _volatile(m: Mount) -> Mount:
+    workdir = m.option("workdir") if m.type == "overlay" else None
+    if not workdir or "volatile" in m.options:
+        return m
+    # overlay leaves this marker and refuses a later volatile mount while it exists. A marker made since
+    # the last boot means no crash came between (a start after the monitor died, say): it can go.
+    marker = os.path.join(workdir, "work", "incompat", "volatile")
+    try:
+        made = os.stat(marker).st_ctime
+    except FileNotFoundError:
+        made = None
+    if made is not None:
+        if made < _boot_time():
+            from kobako.errors import FailedPrecondition
+
+            raise FailedPrecondition(
+                "the root filesystem of this --rm container was not synced before the machine went down: "
+                "remove the container"
+            )
+        os.rmdir(marker)
+    from kobako.mount import Mount
+
+    return Mount(m.type, m.source, m.target, [*m.options, "volatile"])
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def unmount_rootfs(store: ContainerStore, container_id: str) -> None:
-    from kobako.mount import mounted_under, unmount_all
+    from kobako.mount import unmount_all
 
-    rootfs = store.rootfs(container_id)
-    if os.path.isdir(rootfs) and mounted_under(rootfs):
-        unmount_all(rootfs)
+    unmount_all(store.rootfs(container_id))  # one umount2 and one look at mountinfo in the usual case
 
 
-def start(store: ContainerStore, record: ContainerRecord, prefork: Prefork | None = None
+def start(store: ContainerStore, record: ContainerRecord, prefork: Prefork | None = None,
+          while_starting: Callable[[], None] | None = None, mounted: bool = False
           ) -> tuple[socket.socket, object, list]:  # fmt: skip
     """Start the task; return the attach socket (STARTED already read), its reader and frames already read.
 
     ``prefork``: a monitor forked early by the caller (see kobako.engine.monitor_fork.Prefork); else one is
-    forked now. Raises StartFailed (exit code 125/126/127) when the task could not start.
+    forked now. ``while_starting`` is called once the monitor has the container, while it creates the task
+    on the other core: what the caller does there is off the critical path. ``mounted``: the caller has
+    just mounted the rootfs (``create(keep_mounted=True)``), so mountinfo need not say so. Raises StartFailed
+    (exit code 125/126/127) when the task could not start.
     """
     from kobako.engine import attach, monitor_fork
 
     with store.lock(record.id):
         tasks.reset_for_start(store, record)
-        mount_rootfs(store, record)
+        if not mounted:
+            mount_rootfs(store, record)
         sock = (prefork or monitor_fork.Prefork()).go(store, record)
+        if while_starting is not None:
+            while_starting()
         _pid, code, message, reader, rest = attach.wait_started(sock)
     if code:
         sock.close()

@@ -124,8 +124,18 @@ def _workdir(img: dict, opts: RunOptions) -> str:
     return os.path.normpath("/" + cwd) if not cwd.startswith("/") else os.path.normpath(cwd)
 
 
+# Podman's default set in capability-number order: what the arithmetic below yields when no flag changes
+# it, without importing the runtime's capability table (tests check the two agree).
+DEFAULT_BOUNDING = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_SETFCAP",
+)  # fmt: skip
+
+
 def capabilities(opts: RunOptions, uid: int) -> dict[str, list[str]]:
     """Docker's cap-add/cap-drop arithmetic on Podman's default set; Podman's per-set placement."""
+    if not (opts.privileged or opts.cap_add or opts.cap_drop):
+        return _placed(list(DEFAULT_BOUNDING), opts, uid, [])
     from kobako.runtime.security.capabilities import CAPABILITIES, last_cap
 
     known = [name for name, number in CAPABILITIES.items() if number <= last_cap()]
@@ -138,7 +148,10 @@ def capabilities(opts: RunOptions, uid: int) -> dict[str, list[str]]:
     else:
         caps = [c for c in defaults.CAPABILITIES if c not in opts.cap_drop]
         caps += [c for c in opts.cap_add if c not in caps and c in known]
-    bounding = sorted(set(caps), key=CAPABILITIES.__getitem__)
+    return _placed(sorted(set(caps), key=CAPABILITIES.__getitem__), opts, uid, known)
+
+
+def _placed(bounding: list[str], opts: RunOptions, uid: int, known: list[str]) -> dict[str, list[str]]:
     if uid == 0:
         # Root uses the set; nothing is inheritable, so an exec'd file cannot gain caps by fI bits.
         return {

@@ -22,7 +22,6 @@ from kobako.engine.clock import ZERO, rfc3339
 from kobako.engine.containers import STATE, ContainerRecord, ContainerStore, read_json, write_atomic
 from kobako.errors import Conflict, NotFound
 from kobako.oci import jsoncodec
-from kobako.runtime.state import process_start_time
 
 ACTIVE = ("running", "paused", "restarting", "starting")
 STOPPED_FLAG = "stopped"
@@ -64,6 +63,14 @@ def load(store: ContainerStore, container_id: str) -> TaskState:
 
 def save(store: ContainerStore, container_id: str, st: TaskState) -> None:
     write_atomic(store.path(container_id, STATE), jsoncodec.dumps(st.to_dict()).encode())
+
+
+def process_start_time(pid: int) -> int:
+    """The kernel's start time of ``pid`` (kobako.runtime.state), imported on first use: `run` needs it only
+    once its container has ended, and imports it while the container starts."""
+    from kobako.runtime.state import process_start_time as start_time
+
+    return start_time(pid)
 
 
 def alive(pid: int, start: int) -> bool:

@@ -99,10 +99,18 @@ class ImageService:
 
     def snapshotter(self) -> Snapshotter:
         if self._sn is None:
-            from kobako.images.unpack import open_snapshotter
+            from kobako.images.snapshotters import open_snapshotter
 
             self._sn = open_snapshotter(self.root)
         return self._sn
+
+    def checkpoint(self) -> None:
+        """Move what was committed to the snapshot database into its file now, opening it if needed and
+        keeping it open (see :meth:`kobako.snapshots.storage.MetaStore.checkpoint`): for a caller with time
+        to spare, which then has the database open for what comes next."""
+        checkpoint = getattr(self.snapshotter(), "checkpoint", None)
+        if checkpoint is not None:
+            checkpoint()
 
     def close(self) -> None:
         if self._db is not None:
@@ -212,11 +220,13 @@ class ImageService:
         """Unpack the image's layers into snapshots if any is missing."""
         if not image.top_snapshot:
             return
-        from kobako.images.unpack import exists, unpack
-
         sn = self.snapshotter()
-        if exists(sn, image.top_snapshot):
+        try:
+            sn.stat(image.top_snapshot)  # a committed snapshot's ancestors all exist
             return
+        except NotFound:
+            pass
+        from kobako.images.unpack import unpack
         from kobako.metadata.lock import GCLock
 
         with GCLock(self.root):
@@ -225,10 +235,9 @@ class ImageService:
     def prepare_rootfs(self, image: Image, key: str, labels: dict[str, str]) -> list[Mount]:
         """A new active snapshot ``key`` on top of the image (unpacked first if needed); its mounts."""
         sn = self.snapshotter()
-        self.ensure_unpacked(image)
-        try:
+        try:  # the image is usually unpacked already: no separate look first
             return sn.prepare(key, image.top_snapshot, labels)
-        except NotFound:  # a concurrent GC removed the image's snapshots between the check and the prepare
+        except NotFound:  # its top layer is missing (never unpacked, or a GC removed it): unpack, again
             self.ensure_unpacked(image)
             return sn.prepare(key, image.top_snapshot, labels)
 

@@ -7,8 +7,6 @@ all kinds. Every snapshotter passes ``kobako.testing.snapshotter_suite`` (DESIGN
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 TYPE_CHECKING = False  # typing and dataclasses cost ~25 ms at start-up: the Protocol is for type checkers
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +40,9 @@ class Kind:
     def __repr__(self) -> str:
         return f"Kind.{self.name}"
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:  # pickle and copy give back the singleton
+        return Kind, (self.value,)
+
     @classmethod
     def _add(cls, value: str) -> Kind:
         member = object.__new__(cls)
@@ -55,10 +56,58 @@ Kind.ACTIVE = Kind._add("active")
 Kind.COMMITTED = Kind._add("committed")
 
 
-#: One snapshot: ``key``, ``kind``, ``parent`` (key, "" for none), ``labels``, ``created``, ``updated``.
-Info = namedtuple("Info", "key kind parent labels created updated")
-#: Disk use of a snapshot's own layer (not its parents): ``size`` (bytes of allocated blocks), ``inodes``.
-Usage = namedtuple("Usage", "size inodes")
+class _Fields(tuple):
+    """What these records used of ``collections.namedtuple`` (whose import costs ~3 ms of every `kobako run`):
+    a tuple with named fields, keyword construction, ``_fields``, ``_replace``, ``_asdict``, a readable repr."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in zip(self._fields, self, strict=True))})"
+
+    def _replace(self, **changes: object) -> _Fields:
+        values = [changes.pop(name, value) for name, value in zip(self._fields, self, strict=True)]
+        if changes:
+            raise ValueError(f"unexpected field names: {list(changes)!r}")
+        return type(self)(*values)
+
+    def _asdict(self) -> dict[str, object]:
+        return dict(zip(self._fields, self, strict=True))
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
+
+
+class Info(_Fields):
+    """One snapshot: ``key``, ``kind``, ``parent`` (key, "" for none), ``labels``, ``created``, ``updated``."""
+
+    __slots__ = ()
+    _fields = ("key", "kind", "parent", "labels", "created", "updated")
+
+    def __new__(cls, key: str, kind: Kind, parent: str, labels: dict[str, str], created: float,
+                updated: float) -> Info:  # fmt: skip
+        return tuple.__new__(cls, (key, kind, parent, labels, created, updated))
+
+    key: str = property(lambda self: self[0])  # type: ignore[assignment]
+    kind: Kind = property(lambda self: self[1])  # type: ignore[assignment]
+    parent: str = property(lambda self: self[2])  # type: ignore[assignment]
+    labels: dict[str, str] = property(lambda self: self[3])  # type: ignore[assignment]
+    created: float = property(lambda self: self[4])  # type: ignore[assignment]
+    updated: float = property(lambda self: self[5])  # type: ignore[assignment]
+
+
+class Usage(_Fields):
+    """Disk use of a snapshot's own layer (not its parents): ``size`` (bytes of allocated blocks), ``inodes``."""
+
+    __slots__ = ()
+    _fields = ("size", "inodes")
+
+    def __new__(cls, size: int, inodes: int) -> Usage:
+        return tuple.__new__(cls, (size, inodes))
+
+    size: int = property(lambda self: self[0])  # type: ignore[assignment]
+    inodes: int = property(lambda self: self[1])  # type: ignore[assignment]
 
 
 class Snapshotter(Protocol):

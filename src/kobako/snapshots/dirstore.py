@@ -4,11 +4,15 @@ Layout under ``root``: ``metadata.db`` and ``snapshots/<id>/`` (``fs`` and, for 
 snapshot is filled in ``snapshots/new-*`` and renamed to its id inside the write transaction that records it;
 a removed one is deleted once the transaction that forgets it has committed (ids are never reused).
 So a crash at any point leaves at most a directory that no record names, which :meth:`cleanup` removes.
+
+Commits are not synced (WAL + ``synchronous = NORMAL``): after a power loss the last ones may be lost, which for
+a new snapshot leaves a directory no record names. Removing a committed snapshot (a layer others may build on
+again) is the exception: its record is forgotten on disk before its files go, so no record can name a layer
+half deleted. An active or view snapshot's files are its own: it was being removed, whatever comes back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import time
@@ -23,6 +27,8 @@ from kobako.snapshots.storage import MetaStore, Record, Transaction
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings anyway
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+
+    from kobako.snapshots.storage import _Transaction
 
 
 class DirSnapshotter:
@@ -50,13 +56,8 @@ class DirSnapshotter:
     def fs_dir(self, sid: int) -> str:
         return os.path.join(self._dir(sid), "fs")
 
-    @contextlib.contextmanager
-    def _tx(self, *, write: bool = False) -> Iterator[Transaction]:
-        try:
-            with self._meta.transaction(write=write) as tx:
-                yield tx
-        except sqlite3.OperationalError as exc:
-            raise Unavailable(f"snapshot metadata at {self.root}: {exc}") from exc
+    def _tx(self, *, write: bool = False, durable: bool = False) -> _MetaTx:
+        return _MetaTx(self, write, durable)
 
     # -- Snapshotter -------------------------------------------------------------------------------------
 
@@ -107,8 +108,14 @@ class DirSnapshotter:
         """Hook run inside the commit transaction."""
 
     def remove(self, key: str) -> None:
-        with self._tx(write=True) as tx:
-            rec = tx.remove(key)
+        try:
+            with self._tx(write=True) as tx:
+                rec = tx.remove(key)
+                if rec.kind == Kind.COMMITTED:
+                    raise _Durable  # rolls back: the same removal again, in a synced transaction
+        except _Durable:
+            with self._tx(write=True, durable=True) as tx:
+                rec = tx.remove(key)
         # after the commit: a crash from here on leaves a directory no record names, for cleanup()
         try:
             filetree.remove(self._dir(rec.id))
@@ -147,6 +154,13 @@ class DirSnapshotter:
             raise err
         return removed
 
+    def checkpoint(self) -> None:
+        """See :meth:`kobako.snapshots.storage.MetaStore.checkpoint` (not part of the Snapshotter protocol)."""
+        try:
+            self._meta.checkpoint()
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"snapshot metadata at {self.root}: {exc}") from exc
+
     def close(self) -> None:
         self._meta.close()
 
@@ -155,6 +169,41 @@ class DirSnapshotter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Durable(Exception):
+    """Internal: this removal needs a synced commit."""
+
+
+class _MetaTx:
+    """A metastore transaction whose SQLite errors (a busy or broken database) read as Unavailable."""
+
+    __slots__ = ("_inner", "_root")
+
+    def __init__(self, sn: DirSnapshotter, write: bool, durable: bool) -> None:
+        self._root = sn.root
+        self._inner: _Transaction | None = None
+        try:
+            self._inner = sn._meta.transaction(write=write, durable=durable)
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
+    def __enter__(self) -> Transaction:
+        try:
+            return self._inner.__enter__()  # type: ignore[union-attr]
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._inner.__exit__(exc_type, exc, tb)  # type: ignore[union-attr]
+        except sqlite3.OperationalError as err:
+            raise self._unavailable(err) from err
+        if isinstance(exc, sqlite3.OperationalError):
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(f"snapshot metadata at {self._root}: {exc}")
 
 
 def _disk_usage(path: str) -> Usage:

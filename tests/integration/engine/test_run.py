@@ -134,3 +134,30 @@ def test_interactive_tty_from_a_terminal(kobako) -> None:  # type: ignore[no-unt
     os.close(fd)
     assert b"30 100\r\n" in out and b"hi-42\r\n" in out
     assert os.waitstatus_to_exitcode(status) == 5
+
+
+def _root_mount_options(proc_mounts: str) -> list[str]:
+    root = next(line for line in proc_mounts.splitlines() if line.split()[1] == "/")
+    return root.split()[3].split(",")
+
+
+def test_rm_containers_get_a_volatile_overlay_others_do_not(kobako) -> None:  # type: ignore[no-untyped-def]
+    if (kobako.root / "snapshotter").read_text().strip() != "overlay":
+        pytest.skip("the native snapshotter mounts no overlay")
+    volatile = _root_mount_options(kobako("run", "--rm", "busybox", "cat", "/proc/mounts").stdout)
+    # "volatile", or "fsync=volatile" on newer kernels
+    assert any("volatile" in o for o in volatile), volatile
+    kept = _root_mount_options(kobako("run", "--name", "kept", "busybox", "cat", "/proc/mounts").stdout)
+    assert not any("volatile" in o for o in kept), kept
+    kobako("rm", "kept")
+
+
+def test_create_rm_then_start_attached(kobako) -> None:  # type: ignore[no-untyped-def]
+    """Created with --rm, its rootfs is mounted again (volatile) at start; it is gone once it has run."""
+    kobako("create", "--rm", "--name", "once", "busybox", "sh", "-c", "echo ran; exit 3")
+    proc = kobako("start", "-a", "once", check=False)
+    assert proc.returncode == 3 and proc.stdout == "ran\n"
+    from .conftest import wait_for
+
+    assert wait_for(lambda: kobako.ids() == [])
+    assert kobako("ps", "-aq").stdout == ""

@@ -29,12 +29,14 @@ def test_create_ls_inspect_rm(capsys: pytest.CaptureFixture[str], state: Path) -
     code, out, _ = run(capsys, "create")
     anon = out.strip()
     assert code == 0 and len(anon) == 64
+    in_order = sorted([anon, "data"])  # by name: the random name sorts before or after "data"
     code, out, _ = run(capsys, "ls")
-    assert out.splitlines() == ["DRIVER    VOLUME NAME", f"local     {anon}", "local     data"]
-    assert run(capsys, "ls", "-q")[1].split() == [anon, "data"]
+    assert out.splitlines() == ["DRIVER    VOLUME NAME", *(f"local     {n}" for n in in_order)]
+    assert run(capsys, "ls", "-q")[1].split() == in_order
     rows = [json.loads(line) for line in run(capsys, "ls", "--format", "json")[1].splitlines()]
-    assert rows[1] == {"Driver": "local", "Labels": "a=b", "Mountpoint": str(state / "volumes/data/_data"),
-                       "Name": "data", "Scope": "local"}  # fmt: skip
+    assert rows[in_order.index("data")] == {"Driver": "local", "Labels": "a=b",
+                                            "Mountpoint": str(state / "volumes/data/_data"),
+                                            "Name": "data", "Scope": "local"}  # fmt: skip
     code, out, err = run(capsys, "inspect", "data", "missing")
     info = json.loads(out)
     assert code == 1 and "no such volume: missing" in err

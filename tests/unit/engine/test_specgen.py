@@ -321,3 +321,15 @@ def test_seccomp_profile_file_is_converted_with_the_final_caps(rootfs: Path, tmp
     admin = gen(rootfs, "--security-opt", f"seccomp={f}", "--cap-add", "SYS_ADMIN")["linux"]["seccomp"]
     assert [r["names"] for r in admin["syscalls"]] == [["read", "write"], ["mount"]]
     assert "seccomp" not in gen(rootfs, "--security-opt", f"seccomp={f}", "--privileged")["linux"]
+
+
+def test_default_capabilities_need_no_runtime_table() -> None:
+    """The flag-less fast path gives what the cap-add/cap-drop arithmetic gives (the default set in number
+    order), for root and for another user."""
+    from kobako.runtime.security.capabilities import CAPABILITIES
+
+    assert list(specgen.DEFAULT_BOUNDING) == sorted(defaults.CAPABILITIES, key=CAPABILITIES.__getitem__)
+    plain, _image, _cmd = parse_run_args(["img"])
+    dropped_nothing, _image, _cmd = parse_run_args(["--cap-drop", "CAP_AUDIT_WRITE", "img"])  # not in the set
+    for uid in (0, 1000):
+        assert specgen.capabilities(plain, uid) == specgen.capabilities(dropped_nothing, uid)

@@ -111,3 +111,18 @@ def test_orphan_dirs(tmp_path: Path) -> None:
     os.makedirs(store.path("a" * 64))
     assert store.orphan_dirs() == ["a" * 64]
     assert len(store.list()) == 1
+
+
+def test_create_keeps_an_id_given_to_it(tmp_path: Path) -> None:
+    """`run` names the snapshot after the id in the very first write of the record, so it picks the id."""
+    store = ContainerStore(str(tmp_path))
+    cid = "ab" * 32
+    rec = store.create(ContainerRecord(cid, "", "busybox", snapshot_key=cid), name="given")
+    assert rec.id == cid and store.load(cid).snapshot_key == cid
+    with pytest.raises(Conflict, match="already exists"):
+        store.create(ContainerRecord(cid, "", "busybox"), name="other")
+    assert store.get("given").id == cid and store.get(cid).name == "given"  # the first one is untouched
+    with pytest.raises(NotFound):
+        store.get("other")  # the failed create released its name
+    with pytest.raises(InvalidArgument):
+        store.create(ContainerRecord("../x", "", "busybox"))

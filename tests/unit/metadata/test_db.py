@@ -100,3 +100,33 @@ def test_concurrent_processes(tmp_path: Path) -> None:
     db = MetadataDB(path)
     assert len(ImageStore(db).list()) == 160
     db.close()
+
+
+def test_records_keep_the_namedtuple_api(store: ImageStore) -> None:
+    import pickle
+
+    from kobako.metadata.db import ImageRecord
+
+    store.set("docker.io/library/a:latest", T1, ID1, {"k": "v"})
+    rec = store.get("docker.io/library/a:latest")
+    assert isinstance(rec, ImageRecord) and isinstance(rec, tuple)
+    name, media_type, digest, size, image_id, created, updated, labels = rec
+    assert (rec.name, rec.digest, rec.size, rec.image_id) == (name, digest, size, image_id)
+    assert (rec.created, rec.updated, rec.labels) == (created, updated, labels)
+    assert rec._fields == ("name", "media_type", "digest", "size", "image_id", "created", "updated", "labels")
+    assert rec._replace(name="x").name == "x" and rec._asdict()["media_type"] == media_type
+    assert pickle.loads(pickle.dumps(rec)) == rec
+    assert ImageRecord(**rec._asdict()) == rec
+
+
+def test_wal_with_unsynced_commits(tmp_path: Path) -> None:
+    db = MetadataDB(str(tmp_path / "metadata.db"))
+    with db.transaction() as tx:
+        conn = tx._db
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    db.close()
+    again = MetadataDB(str(tmp_path / "metadata.db"))  # a WAL file stays WAL without asking again
+    with again.transaction() as tx:
+        assert tx._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    again.close()

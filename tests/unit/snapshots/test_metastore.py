@@ -97,3 +97,58 @@ def test_threads_get_their_own_connections(meta: MetaStore) -> None:
     assert not errors
     with meta.transaction() as tx:
         assert len(tx.walk()) == 80
+
+
+def _synchronous(meta: MetaStore) -> int:
+    return meta._conn().execute("PRAGMA synchronous").fetchone()[0]
+
+
+def test_wal_and_unsynced_commits_unless_durable(meta: MetaStore) -> None:
+    """WAL + synchronous=NORMAL (no fsync per commit); a durable transaction commits with FULL and the
+    connection goes back to NORMAL, also when the block fails."""
+    conn = meta._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert _synchronous(meta) == 1  # NORMAL
+    with meta.transaction(write=True, durable=True) as tx:
+        assert _synchronous(meta) == 2  # FULL while this transaction commits
+        tx.create("a", "", Kind.ACTIVE, None)
+    assert _synchronous(meta) == 1
+    with pytest.raises(NotFound), meta.transaction(write=True, durable=True) as tx:
+        tx.remove("nope")
+    assert _synchronous(meta) == 1
+    with meta.transaction() as tx:
+        assert tx.get("a").kind == Kind.ACTIVE
+    meta.checkpoint()  # nothing to assert but that it works on an open connection
+
+
+def test_a_failed_commit_leaves_no_open_transaction(meta: MetaStore) -> None:
+    with meta.transaction(write=True) as tx:
+        tx.create("a", "", Kind.ACTIVE, None)
+    with pytest.raises(InvalidArgument), meta.transaction(write=True) as tx:
+        tx.create("b", "", Kind.ACTIVE, None)
+        raise InvalidArgument("boom")
+    with meta.transaction(write=True) as tx:  # BEGIN would fail inside a leftover transaction
+        assert [i.key for i in tx.walk()] == ["a"]
+
+
+def test_records_are_tuples_with_named_fields(meta: MetaStore) -> None:
+    import copy
+    import pickle
+
+    with meta.transaction(write=True) as tx:
+        rec = tx.create("a", "", Kind.ACTIVE, {"k": "v"})
+    sid, info, parents = rec
+    assert (rec.id, rec.info, rec.parents, rec.key, rec.kind) == (sid, info, parents, "a", Kind.ACTIVE)
+    key, kind, parent, labels, created, updated = info
+    assert (
+        (info.key, info.kind, info.parent, info.labels)
+        == (key, kind, parent, labels)
+        == ("a", Kind.ACTIVE, "", {"k": "v"})
+    )
+    assert info._asdict()["created"] == created and info._fields[-1] == "updated"
+    assert info._replace(key="b").key == "b" and info._replace(key="b").updated == updated
+    assert pickle.loads(pickle.dumps(info)) == info and copy.deepcopy(info).kind is Kind.ACTIVE
+    assert repr(info).startswith("Info(key='a', kind=Kind.ACTIVE")
+    with pytest.raises(ValueError):
+        info._replace(nope=1)

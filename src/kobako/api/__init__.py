@@ -1,0 +1,1 @@
+"""The Docker-compatible Engine API (see app.py)."""
