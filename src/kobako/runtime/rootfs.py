@@ -13,6 +13,10 @@ from kobako.runtime import securepath
 from kobako.runtime import syscalls as sc
 from kobako.runtime.devices import STANDARD as _DEFAULT_DEVICES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # option -> (clear?, flag); "clear" options remove the flag (e.g. "rw" clears MS_RDONLY).
 _FLAG_OPTIONS = {
     "ro": (False, sc.MS_RDONLY),
@@ -86,7 +90,14 @@ def parse_options(options: list[str]) -> tuple[int, int, list[str]]:
 class RootfsBuilder:
     """Builds the container's filesystem view; one instance per container init."""
 
-    def __init__(self, spec: dict, rootfs: str, syscalls: sc.LinuxSyscalls = sc.linux) -> None:
+    def __init__(
+        self,
+        spec: dict,
+        rootfs: str,
+        syscalls: sc.LinuxSyscalls = sc.linux,
+        before_cgroup_mount: Callable[[], None] | None = None,
+    ) -> None:
+        self.before_cgroup_mount = before_cgroup_mount
         self.spec = spec
         self.linux = spec.get("linux", {})
         self.rootfs = rootfs
@@ -125,6 +136,8 @@ class RootfsBuilder:
         else:
             os.makedirs(dest, exist_ok=True)
         if kind == "cgroup":
+            if self.before_cgroup_mount is not None:
+                self.before_cgroup_mount()  # in the container's cgroup (namespace) before showing it
             self._mount_cgroup(dest, flags)
         elif is_bind:
             self.sys.mount(source, dest, None, flags & (sc.MS_BIND | sc.MS_REC), None)

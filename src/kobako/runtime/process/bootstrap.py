@@ -188,10 +188,22 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
     flags = namespaces.new_flags(requested, skip=("user", "cgroup", *for_children))
     if flags:
         sc.linux.unshare(flags)
-    if not early_cgroup:
+    new_cgroupns = "cgroup" in requested and not requested["cgroup"]
+
+    def join_cgroup() -> None:
         cfg.cgroup_path = _join_cgroup(chan, expected)
-    if "cgroup" in requested and not requested["cgroup"]:
-        sc.linux.unshare(sc.CLONE_NEWCGROUP)
+        if new_cgroupns:
+            sc.linux.unshare(sc.CLONE_NEWCGROUP)
+
+    if early_cgroup:
+        if new_cgroupns:
+            sc.linux.unshare(sc.CLONE_NEWCGROUP)
+    elif direct:
+        # The init itself: it builds its rootfs while the parent writes the cgroup, and joins it just
+        # before the first thing that needs it (the cgroup mount, or the end of the mounts).
+        cfg.join_cgroup = join_cgroup
+    else:
+        join_cgroup()
     if not direct:
         _write_time_offsets(cfg, requested)
 

@@ -3,6 +3,10 @@ the parent does not import the init's modules: the intermediate imports them whi
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class InitConfig:
     """Everything the init needs, prepared by the parent before fork."""
@@ -32,3 +36,5 @@ class InitConfig:
         self.state = state
         self.new_mount_ns = new_mount_ns
         self.new_uts_ns = new_uts_ns
+        # Set in the forked child when joining the cgroup can wait until the init needs it.
+        self.join_cgroup: Callable[[], None] | None = None

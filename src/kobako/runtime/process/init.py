@@ -47,10 +47,18 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
         except OSError as exc:
             if exc.errno != 38:  # ENOSYS: a kernel without keys; nothing to isolate
                 raise
-    builder = RootfsBuilder(spec, cfg.rootfs)
+
+    def joined() -> None:
+        if cfg.join_cgroup is not None:
+            step, cfg.join_cgroup = cfg.join_cgroup, None
+            step()
+            builder.cgroup_path = cfg.cgroup_path
+
+    builder = RootfsBuilder(spec, cfg.rootfs, before_cgroup_mount=joined)
     builder.cgroup_path = cfg.cgroup_path
     if cfg.new_mount_ns:
         builder.prepare()
+    joined()
     if hooks.get("prestart") or hooks.get("createRuntime"):
         chan.send(HOOKS)
         chan.expect("go")
@@ -291,8 +299,18 @@ def with_home(env: list[str], uid: int) -> list[str]:
     return [*env, f"HOME={home}"]
 
 
+_CLOSE_RANGE_CLOEXEC = 4
+
+
 def _close_stray_fds(first: int) -> None:
     """Mark every fd from ``first`` on close-on-exec, so only stdio and --preserve-fds reach the process."""
+    from kobako import libc
+
+    try:  # one syscall (Linux 5.11+); the fds we still use until execve stay open
+        libc.call("close_range", first, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC)
+        return
+    except (OSError, AttributeError):
+        pass
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd >= first:
