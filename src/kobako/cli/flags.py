@@ -115,3 +115,23 @@ class Flags:
             opts[flag.dest].append(value)  # type: ignore[union-attr]
         else:
             opts[flag.dest] = value
+
+
+HELP = Flag("help", "--help", help="print usage")
+
+
+def print_usage(text: str, flags: Flags) -> int:
+    """``--help`` of a verb: ``usage: kobako TEXT`` and its flags; exit code 0."""
+    print(f"usage: kobako {text}\n\n{flags.usage()}")
+    return 0
+
+
+def parse_labels(items: list[str], flag: str = "--label") -> dict[str, str]:
+    """``K=V`` (or a bare ``K``, an empty value) items into a dict; an empty name is an error."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid argument {item!r} for {flag}: empty label name")
+        out[key] = value
+    return out

@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import sys
 
-from kobako.cli.flags import Flag, Flags
+from kobako.cli.flags import HELP, Flag, Flags, parse_labels, print_usage
 from kobako.errors import InvalidArgument, KobakoError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from kobako.engine.network.service import NetworkService
 
-_HELP = Flag("help", "--help", help="print usage")
-
 
 def _service() -> NetworkService:
     from kobako.engine.network.service import NetworkService
 
     return NetworkService()
-
-
-def _usage(text: str, flags: Flags) -> int:
-    print(f"usage: kobako network {text}\n\n{flags.usage()}")
-    return 0
-
-
-def _labels(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid argument {item!r} for --label: empty label name")
-        out[key] = value
-    return out
 
 
 CREATE = Flags(
@@ -47,14 +30,14 @@ CREATE = Flags(
     Flag("internal", "--internal", help="no traffic in or out of the network, except between its containers"),
     Flag("label", "--label", value=True, many=True, help="set metadata on the network (K=V)"),
     Flag("driver", "-d", "--driver", value=True, default="bridge", help='network driver (only "bridge")'),
-    _HELP,
+    HELP,
 )
 
 
 def cmd_create(argv: list[str]) -> int:
     opts, rest = CREATE.parse(argv)
     if opts.help:
-        return _usage("create [OPTIONS] NETWORK", CREATE)
+        return print_usage("network create [OPTIONS] NETWORK", CREATE)
     if len(rest) != 1:
         raise InvalidArgument('"kobako network create" requires exactly 1 argument')
     if opts.driver != "bridge":
@@ -62,7 +45,7 @@ def cmd_create(argv: list[str]) -> int:
     svc = _service()
     try:
         net = svc.create(rest[0], subnet=opts.subnet, gateway=opts.gateway, internal=bool(opts.internal),
-                         labels=_labels(opts.label))  # fmt: skip
+                         labels=parse_labels(opts.label))  # fmt: skip
     finally:
         svc.close()
     print(net.id)
@@ -73,14 +56,14 @@ LS = Flags(
     Flag("quiet", "-q", "--quiet", help="only display network IDs"),
     Flag("format", "--format", value=True, help="json: one JSON object per network"),
     Flag("no_trunc", "--no-trunc", help="do not truncate the output"),
-    _HELP,
+    HELP,
 )
 
 
 def cmd_ls(argv: list[str]) -> int:
     opts, rest = LS.parse(argv)
     if opts.help:
-        return _usage("ls [OPTIONS]", LS)
+        return print_usage("network ls [OPTIONS]", LS)
     if rest:
         raise InvalidArgument(f"network ls takes no arguments, got {rest[0]!r}")
     if opts.format not in (None, "json", "table"):
@@ -114,15 +97,13 @@ def cmd_ls(argv: list[str]) -> int:
     return 0
 
 
-INSPECT = Flags(
-    Flag("format", "-f", "--format", value=True, help="a Go-template subset, e.g. {{.Id}}"), _HELP
-)
+INSPECT = Flags(Flag("format", "-f", "--format", value=True, help="a Go-template subset, e.g. {{.Id}}"), HELP)
 
 
 def cmd_inspect(argv: list[str]) -> int:
     opts, names = INSPECT.parse(argv)
     if opts.help:
-        return _usage("inspect NETWORK [NETWORK...]", INSPECT)
+        return print_usage("network inspect NETWORK [NETWORK...]", INSPECT)
     if not names:
         raise InvalidArgument('"kobako network inspect" requires at least 1 argument')
     svc = _service()
@@ -150,14 +131,14 @@ def cmd_inspect(argv: list[str]) -> int:
 
 RM = Flags(
     Flag("force", "-f", "--force", help="disconnect containers still attached, and ignore missing networks"),
-    _HELP,
+    HELP,
 )
 
 
 def cmd_rm(argv: list[str]) -> int:
     opts, names = RM.parse(argv)
     if opts.help:
-        return _usage("rm [OPTIONS] NETWORK [NETWORK...]", RM)
+        return print_usage("network rm [OPTIONS] NETWORK [NETWORK...]", RM)
     if not names:
         raise InvalidArgument('"kobako network rm" requires at least 1 argument')
     from kobako.errors import NotFound
@@ -183,13 +164,13 @@ def cmd_rm(argv: list[str]) -> int:
     return code
 
 
-PRUNE = Flags(Flag("force", "-f", "--force", help="do not prompt for confirmation"), _HELP)
+PRUNE = Flags(Flag("force", "-f", "--force", help="do not prompt for confirmation"), HELP)
 
 
 def cmd_prune(argv: list[str]) -> int:
     opts, rest = PRUNE.parse(argv)
     if opts.help:
-        return _usage("prune [OPTIONS]", PRUNE)
+        return print_usage("network prune [OPTIONS]", PRUNE)
     if rest:
         raise InvalidArgument(f"network prune takes no arguments, got {rest[0]!r}")
     if not opts.force:
@@ -210,7 +191,7 @@ def cmd_prune(argv: list[str]) -> int:
 CONNECT = Flags(
     Flag("ip", "--ip", value=True, help="IPv4 address for the container on this network"),
     Flag("alias", "--alias", value=True, many=True, help="another name for the container on this network"),
-    _HELP,
+    HELP,
 )
 
 
@@ -225,7 +206,7 @@ def _container(ref: str) -> tuple[str, str]:
 def cmd_connect(argv: list[str]) -> int:
     opts, rest = CONNECT.parse(argv)
     if opts.help:
-        return _usage("connect [OPTIONS] NETWORK CONTAINER", CONNECT)
+        return print_usage("network connect [OPTIONS] NETWORK CONTAINER", CONNECT)
     if len(rest) != 2:
         raise InvalidArgument('"kobako network connect" requires exactly 2 arguments')
     cid, name = _container(rest[1])
@@ -238,14 +219,14 @@ def cmd_connect(argv: list[str]) -> int:
 
 
 DISCONNECT = Flags(
-    Flag("force", "-f", "--force", help="do not fail when the container is not connected"), _HELP
+    Flag("force", "-f", "--force", help="do not fail when the container is not connected"), HELP
 )
 
 
 def cmd_disconnect(argv: list[str]) -> int:
     opts, rest = DISCONNECT.parse(argv)
     if opts.help:
-        return _usage("disconnect [OPTIONS] NETWORK CONTAINER", DISCONNECT)
+        return print_usage("network disconnect [OPTIONS] NETWORK CONTAINER", DISCONNECT)
     if len(rest) != 2:
         raise InvalidArgument('"kobako network disconnect" requires exactly 2 arguments')
     cid, _name = _container(rest[1])

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-from kobako.cli.flags import Flag, Flags
+from kobako.cli.flags import HELP, Flag, Flags, parse_labels, print_usage
 from kobako.errors import InvalidArgument, KobakoError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from kobako.engine.volumes import VolumeStore
-
-_HELP = Flag("help", "--help", help="print usage")
 
 
 def _store() -> VolumeStore:
@@ -21,38 +19,23 @@ def _store() -> VolumeStore:
     return VolumeStore()
 
 
-def _usage(text: str, flags: Flags) -> int:
-    print(f"usage: kobako volume {text}\n\n{flags.usage()}")
-    return 0
-
-
-def _labels(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid argument {item!r} for --label: empty label name")
-        out[key] = value
-    return out
-
-
 CREATE = Flags(
     Flag("label", "-l", "--label", value=True, many=True, help="set metadata on the volume (K=V)"),
     Flag("driver", "-d", "--driver", value=True, default="local", help='volume driver (only "local")'),
     Flag("opt", "-o", "--opt", value=True, many=True, help="driver options (none supported yet)"),
     Flag("name", "--name", value=True, help="volume name"),
-    _HELP,
+    HELP,
 )
 
 
 def cmd_create(argv: list[str]) -> int:
     opts, rest = CREATE.parse(argv)
     if opts.help:
-        return _usage("create [OPTIONS] [VOLUME]", CREATE)
+        return print_usage("volume create [OPTIONS] [VOLUME]", CREATE)
     if len(rest) > 1 or (rest and opts.name and rest[0] != opts.name):
         raise InvalidArgument("volume create takes at most one VOLUME name")
     driver_opts = dict(item.partition("=")[::2] for item in opts.opt)
-    vol = _store().create(opts.name or (rest[0] if rest else None), labels=_labels(opts.label),
+    vol = _store().create(opts.name or (rest[0] if rest else None), labels=parse_labels(opts.label),
                           driver=opts.driver, opts=driver_opts)  # fmt: skip
     print(vol.name)
     return 0
@@ -61,14 +44,14 @@ def cmd_create(argv: list[str]) -> int:
 LS = Flags(
     Flag("quiet", "-q", "--quiet", help="only display volume names"),
     Flag("format", "--format", value=True, help="json: one JSON object per volume"),
-    _HELP,
+    HELP,
 )
 
 
 def cmd_ls(argv: list[str]) -> int:
     opts, rest = LS.parse(argv)
     if opts.help:
-        return _usage("ls [OPTIONS]", LS)
+        return print_usage("volume ls [OPTIONS]", LS)
     if rest:
         raise InvalidArgument(f"volume ls takes no arguments, got {rest[0]!r}")
     if opts.format not in (None, "json", "table"):
@@ -90,13 +73,13 @@ def cmd_ls(argv: list[str]) -> int:
     return 0
 
 
-INSPECT = Flags(Flag("format", "-f", "--format", value=True, help="(only the default JSON output)"), _HELP)
+INSPECT = Flags(Flag("format", "-f", "--format", value=True, help="(only the default JSON output)"), HELP)
 
 
 def cmd_inspect(argv: list[str]) -> int:
     opts, names = INSPECT.parse(argv)
     if opts.help:
-        return _usage("inspect VOLUME [VOLUME...]", INSPECT)
+        return print_usage("volume inspect VOLUME [VOLUME...]", INSPECT)
     if not names:
         raise InvalidArgument('"kobako volume inspect" requires at least 1 argument')
     import json
@@ -113,13 +96,13 @@ def cmd_inspect(argv: list[str]) -> int:
     return code
 
 
-RM = Flags(Flag("force", "-f", "--force", help="ignore volumes that do not exist"), _HELP)
+RM = Flags(Flag("force", "-f", "--force", help="ignore volumes that do not exist"), HELP)
 
 
 def cmd_rm(argv: list[str]) -> int:
     opts, names = RM.parse(argv)
     if opts.help:
-        return _usage("rm [OPTIONS] VOLUME [VOLUME...]", RM)
+        return print_usage("volume rm [OPTIONS] VOLUME [VOLUME...]", RM)
     if not names:
         raise InvalidArgument('"kobako volume rm" requires at least 1 argument')
     store = _store()
@@ -135,13 +118,13 @@ def cmd_rm(argv: list[str]) -> int:
     return code
 
 
-PRUNE = Flags(Flag("force", "-f", "--force", help="do not prompt for confirmation"), _HELP)
+PRUNE = Flags(Flag("force", "-f", "--force", help="do not prompt for confirmation"), HELP)
 
 
 def cmd_prune(argv: list[str]) -> int:
     opts, rest = PRUNE.parse(argv)
     if opts.help:
-        return _usage("prune [OPTIONS]", PRUNE)
+        return print_usage("volume prune [OPTIONS]", PRUNE)
     if rest:
         raise InvalidArgument(f"volume prune takes no arguments, got {rest[0]!r}")
     if not opts.force:
