@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 IS_ROOT = os.geteuid() == 0
+# kobako's default network is the bridge; tests that want networking ask for it inside a network
+# namespace they made themselves. Every kobako process a test starts inherits this.
+os.environ.setdefault("KOBAKO_DEFAULT_NETWORK", "none")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -103,6 +103,11 @@ def _create_and_start(argv: list[str], start: bool, prefork: object) -> int:
     if getattr(opts, "help", False):
         print(f"usage: kobako {'run' if start else 'create'} [OPTIONS] IMAGE [COMMAND] [ARG...]")
         return 0
+    if prefork is not None:
+        from kobako.engine import monitor_net
+
+        if monitor_net.wants(opts):
+            prefork.hint_network()  # type: ignore[attr-defined]
     store = _store()
     from kobako.images.service import ImageService
 

@@ -326,5 +326,13 @@ def cmd_top(argv: list[str]) -> int:
 def cmd_port(argv: list[str]) -> int:
     if not argv:
         raise InvalidArgument("usage: kobako port CONTAINER [PRIVATE_PORT[/PROTO]]")
-    ContainerStore().get(argv[0])  # no networking yet: nothing is published
+    from kobako.engine import monitor_net
+
+    store = ContainerStore()
+    record = store.get(argv[0])
+    lines = monitor_net.ports_lines(monitor_net.settings(store, record.id), argv[1] if len(argv) > 1 else "")
+    if len(argv) > 1 and not lines:
+        raise NotFound(f"no public port '{argv[1]}' published for {argv[0]}")
+    for line in lines:
+        print(line if len(argv) == 1 else line.partition(" -> ")[2])
     return 0

@@ -261,10 +261,12 @@ def cmd_check(argv: list[str]) -> int:
         if opts["repair"] and result.repaired:
             after = check(svc)
             result = result._replace(problems=after.problems, notes=result.notes + after.notes)
+    repaired, problems = _check_network(svc.root, bool(opts["repair"]))
+    result = result._replace(problems=list(result.problems) + problems)
     if not opts["quiet"]:
         for note in result.notes:
             print(note)
-        for line in result.repaired:
+        for line in list(result.repaired) + repaired:
             print(f"repaired: {line}")
     for problem in result.problems:
         sys.stderr.write(f"problem: {problem}\n")
@@ -274,6 +276,32 @@ def cmd_check(argv: list[str]) -> int:
     if not opts["quiet"]:
         print("system check: no problems found")
     return 0
+
+
+def _live_containers() -> set[str]:
+    from kobako.engine import tasks
+    from kobako.engine.containers import ContainerStore
+
+    store = ContainerStore()
+    return {r.id for r in store.list() if tasks.observe(store, r.id).status in tasks.ACTIVE}
+
+
+def _check_network(root: str, repair: bool) -> tuple[list[str], list[str]]:
+    """Network leaks (kobako.engine.network.check) for the containers that are not running; only where
+    networking was ever used (its database exists), so a host without it is never looked at."""
+    import os
+
+    if not os.path.exists(os.path.join(root, "networks", "network.db")):
+        return [], []
+    from kobako.engine.network.service import NetworkService
+
+    net = NetworkService(root)
+    try:
+        live = _live_containers()
+        repaired = net.recover(live_containers=live) if repair else []
+        return repaired, [f"network: {leak}" for leak in net.check(live_containers=live)]
+    finally:
+        net.close()
 
 
 _PRUNE = Flags(
@@ -306,8 +334,27 @@ def cmd_prune(argv: list[str]) -> int:
     lines, freed = prune_images(service(), bool(opts["all"]))
     if lines:
         print("Deleted Images:\n" + "\n".join(lines) + "\n")
+    from kobako import paths
+
+    networks = _prune_networks(paths.state_root())
+    if networks:
+        print("Deleted Networks:\n" + "\n".join(networks) + "\n")
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
+
+
+def _prune_networks(root: str) -> list[str]:
+    import os
+
+    if not os.path.exists(os.path.join(root, "networks", "network.db")):
+        return []
+    from kobako.engine.network.service import NetworkService
+
+    net = NetworkService(root)
+    try:
+        return net.prune()
+    finally:
+        net.close()
 
 
 _INFO = Flags(Flag("format", "-f", "--format", value=True, help="'json' or a Go template"))

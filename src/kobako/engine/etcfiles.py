@@ -54,6 +54,8 @@ def _add_host_lines(add_hosts: list[str]) -> str:
     for entry in add_hosts:
         sep = "=" if "=" in entry else ":"
         host, _, ip = entry.partition(sep)
+        if ip == "host-gateway":
+            continue  # kobako's networking writes it resolved (the network's gateway)
         lines.append(f"{ip.strip('[]')}\t{host}\n")
     return "".join(lines)
 

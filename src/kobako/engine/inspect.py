@@ -61,7 +61,21 @@ def inspect_data(store: ContainerStore, record: ContainerRecord) -> dict:
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {}}, **record.host_config}, "Mounts": record.mounts, "Config": record.config,
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": store.rootfs(record.id)}},
-        "NetworkSettings": {"Networks": {}, "Ports": {}},
+        "NetworkSettings": network_settings(store, record),
+    }  # fmt: skip
+
+
+def network_settings(store: ContainerStore, record: ContainerRecord) -> dict:
+    """docker's NetworkSettings: the addresses of a running networked container (monitor_net's file)."""
+    from kobako.engine import monitor_net
+
+    res = monitor_net.settings(store, record.id) or {}
+    nets = res.get("networks") or {}
+    first = next(iter(nets.values()), {})
+    return {
+        "Networks": nets, "Ports": res.get("ports") or {}, "SandboxKey": res.get("netns_path", ""),
+        "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
+        "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", ""),
     }  # fmt: skip
 
 

@@ -70,6 +70,9 @@ class Monitor(Streams):
         self.in_r = self.in_w = -1
         self.out: dict[int, str] = {}  # output fd → stream name
         self.health = None
+        # A plan (monitor_net.PLAN) means real networking: set up before the first create, torn down at the end.
+        self.networked = os.path.exists(store.path(record.id, "network.json"))
+        self.net_ready = False
         from kobako.engine.restart import Backoff
 
         self.backoff = Backoff()
@@ -117,6 +120,11 @@ class Monitor(Streams):
         delete(self.root, self.rec.id, force=True)  # a runtime state left by a crashed earlier run
         self.st.status = "starting"
         tasks.save(self.store, self.rec.id, self.st)
+        if self.networked and not self.net_ready:  # once per monitor: policy restarts keep the namespace
+            from kobako.engine import monitor_net
+
+            monitor_net.setup(self.store, self.rec)
+            self.net_ready = True
         ours = theirs = None
         opts = CreateOptions(bundle=self.store.bundle(self.rec.id), detach=True)
         if self.rec.tty:
@@ -171,6 +179,7 @@ class Monitor(Streams):
         code = 127 if ("not found" in lowered or "no such file" in lowered) else 125
         if "permission denied" in lowered:
             code = 126
+        code = getattr(exc, "start_code", code)
         self.st.status, self.st.exit_code, self.st.error, self.st.pid = "created", code, message, 0
         self.finish(code, error=True)
         self.broadcast(attach.ERROR, f"{code} {message}".encode())
@@ -308,10 +317,27 @@ class Monitor(Streams):
                 self.st.error = self.st.error or str(exc)
         tasks.save(self.store, self.rec.id, self.st)
         if error:
+            self.net_teardown()  # before ERROR: the client's removal must not race it
             return
-        if self.rec.auto_remove and not self.handed_over(code):
-            service.remove(self.store, self.rec, volumes=True)
+        if self.rec.auto_remove:
+            if not self.handed_over(code):
+                service.remove(self.store, self.rec, volumes=True)  # tears the network down too
+            self.broadcast(attach.EXIT, str(code).encode())
+            return  # handed over: the client's removal tears it down
         self.broadcast(attach.EXIT, str(code).encode())
+        self.net_teardown()  # after EXIT, off the client's critical path (rm waits for this monitor)
+
+    def net_teardown(self) -> None:
+        if not self.net_ready:
+            return
+        from kobako.engine import monitor_net
+
+        self.net_ready = False
+        try:
+            monitor_net.teardown(self.store, self.rec.id)
+        except KobakoError as exc:
+            self.st.error = self.st.error or f"network teardown: {exc}"
+            tasks.save(self.store, self.rec.id, self.st)
 
     def handed_over(self, code: int) -> bool:
         """--rm with a client attached: offer it the removal (its image store is loaded and warm, ours is

@@ -60,6 +60,15 @@ class Prefork:
             except ChildProcessError:
                 pass
 
+    def hint_network(self) -> None:
+        """The container will have networking: the monitor preloads the network library meanwhile."""
+        from kobako.engine.monitor_net import HINT
+
+        try:
+            os.write(self.go_w, HINT)
+        except OSError:
+            pass  # it died: go reports that
+
     def go(self, store: ContainerStore, record: ContainerRecord) -> socket.socket:
         """Hand over ``record`` (saved, rootfs mounted); the CLI's end of the monitor's attach socket."""
         try:
@@ -97,22 +106,20 @@ def _wait_for_go(go_r: int, sock: socket.socket) -> None:
         os.closerange(first, keep)
         first = keep + 1
     os.closerange(first, 1024)
-    try:
-        _preload(go_r)
-    except Exception:  # only an optimisation: the same imports happen (and fail loudly) after go
-        pass
+    data = _preload(go_r)
     # A long-lived process: the collector runs (the CLI may have had it off), but never over what the CLI
     # and the preload made: scanning those would also copy the pages this process shares with them.
     import gc
 
     gc.freeze()
     gc.enable()
-    data = b""
     while not data.endswith(b"\n") or data.count(b"\n") < 2:
         chunk = os.read(go_r, 4096)
         if not chunk:
             os._exit(0)  # the CLI gave up (or died) before the task was to start
         data += chunk
+        if data.startswith(b"+"):  # a hint after the preload ended: nothing left to do for it
+            data = data.partition(b"\n")[2]
     os.close(go_r)
     directory, cid = data.decode().split("\n")[:2]
     from kobako.engine.containers import ContainerStore
@@ -150,23 +157,44 @@ PRELOAD = (
 )  # fmt: skip
 
 
-def _preload(go_r: int) -> None:
+def _preload(go_r: int) -> bytes:
     """Import what starting a task needs while the CLI is still preparing the container: on another core,
     these imports leave the critical path (the monitor would load them right after go anyway). Should go
-    come first, the rest is left to load when used: it would only delay the task."""
+    come first, the rest is left to load when used: it would only delay the task. A network hint
+    (monitor_net.HINT) puts the network library first. Returns what was read of go."""
     import select
 
     poller = select.poll()
     poller.register(go_r, select.POLLIN)
-    for name in PRELOAD:
+    names = list(PRELOAD)
+    data = b""
+    while names:
         if poller.poll(0):
-            return
-        __import__(name)
-        if name == "kobako.cgroups":  # the driver this host uses, and its resource writer
-            from kobako.cgroups import detect
+            chunk = os.read(go_r, 4096)
+            data += chunk
+            if chunk and data.startswith(b"+"):  # monitor_net.HINT
+                data = data.partition(b"\n")[2]
+                if not data:
+                    from kobako.engine.monitor_net import PRELOAD as NET
 
-            __import__(f"kobako.cgroups.{detect()}.resources")
-        elif name == "kobako.runtime.security":  # ctypes and libseccomp, as the init's preload loads them
-            from kobako.runtime.security import preload
+                    names[:0] = NET
+                    continue
+            return data
+        name = names.pop(0)
+        try:
+            _import(name)
+        except Exception:  # only an optimisation: the same imports happen (and fail loudly) after go
+            pass
+    return data
 
-            preload(seccomp=True)
+
+def _import(name: str) -> None:
+    __import__(name)
+    if name == "kobako.cgroups":  # the driver this host uses, and its resource writer
+        from kobako.cgroups import detect
+
+        __import__(f"kobako.cgroups.{detect()}.resources")
+    elif name == "kobako.runtime.security":  # ctypes and libseccomp, as the init's preload loads them
+        from kobako.runtime.security import preload
+
+        preload(seccomp=True)

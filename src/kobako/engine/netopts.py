@@ -29,6 +29,11 @@ def check_network(value: str) -> str:
     return value
 
 
+def is_named(network: str) -> bool:
+    """bridge or a user network: the modes kobako's networking sets up (not none, host or container:ID)."""
+    return network not in ("none", "host") and not network.startswith("container:")
+
+
 def is_ip(value: str) -> bool:
     import ipaddress  # only when a flag carries an address: it is not needed by most runs
 

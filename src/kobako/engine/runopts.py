@@ -87,7 +87,14 @@ class RunOptions:
         self.hostname = ""
         self.domainname = ""
         self.network = "bridge"
+        # Whether the network was asked for (--network, or KOBAKO_DEFAULT_NETWORK=bridge): only then does
+        # the engine make real networking for bridge/NAME; an unasked default stays an isolated namespace.
+        self.network_explicit = False
+        self.networks: list[str] = []  # further --network values, connected after start
+        self.ip = ""
+        self.aliases: list[str] = []
         self.publish: list[str] = []
+        self.publish_all = False
         self.add_hosts: list[str] = []
         self.dns: list[str] = []
         self.dns_search: list[str] = []
@@ -192,8 +199,22 @@ def _parse_env_and_labels(o: RunOptions, flags: dict) -> None:
 
 
 def _parse_network(o: RunOptions, flags: dict) -> None:
-    if flags["network"] is not None:
-        o.network = netopts.check_network(flags["network"])
+    given = [netopts.check_network(n) for n in flags["network"]]
+    # Docker's and Podman's default is the bridge network; KOBAKO_DEFAULT_NETWORK=none changes it (the
+    # test suite does, so no test touches the host's interfaces without its own network namespace).
+    default = os.environ.get("KOBAKO_DEFAULT_NETWORK", "bridge")
+    if given:
+        o.network, o.networks, o.network_explicit = given[0], given[1:], True
+    elif default:
+        o.network, o.network_explicit = netopts.check_network(default), True
+    if o.networks and not all(netopts.is_named(n) for n in [o.network, *o.networks]):
+        raise InvalidArgument("only bridge or named networks can be combined in several --network flags")
+    if flags["ip"] is not None:
+        if not netopts.is_ip(flags["ip"]) or ":" in flags["ip"]:
+            raise InvalidArgument(f"invalid --ip {flags['ip']!r}: not an IPv4 address")
+        o.ip = flags["ip"]
+    o.aliases = [netopts.check_hostname(a, "--network-alias") for a in flags["network_alias"]]
+    o.publish_all = bool(flags["publish_all"])
     if flags["hostname"] is not None:
         # As docker's client: "web.example.com" is host name "web" in domain "example.com".
         host, _, domain = netopts.check_hostname(flags["hostname"]).partition(".")

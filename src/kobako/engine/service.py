@@ -51,7 +51,16 @@ def create(store: ContainerStore, opts: RunOptions, image_ref: str, cmd: list[st
         record = ContainerRecord(cid, "", image_ref, image_id=image.id, created=rfc3339(), snapshot_key=cid)
         store.create(record, name=opts.name or None)
         try:
-            _build(store, record, images, image, opts, cmd, volatile=keep_mounted and bool(opts.rm))
+            _build(
+                store,
+                record,
+                images,
+                image,
+                opts,
+                cmd,
+                volatile=keep_mounted and bool(opts.rm),
+                check_networks=not keep_mounted,
+            )  # `run` leaves that to the start (fails there as 125)
             if not keep_mounted:
                 unmount_rootfs(store, record.id)
         except BaseException as exc:
@@ -68,8 +77,8 @@ def create(store: ContainerStore, opts: RunOptions, image_ref: str, cmd: list[st
 
 
 def _build(store: ContainerStore, record: ContainerRecord, images: object, image: object, opts: RunOptions,
-           cmd: list[str], volatile: bool = False) -> None:  # fmt: skip
-    from kobako.engine import restart, specgen
+           cmd: list[str], volatile: bool = False, check_networks: bool = True) -> None:  # fmt: skip
+    from kobako.engine import monitor_net, restart, specgen
     from kobako.oci import jsoncodec
 
     cid = record.id
@@ -86,7 +95,13 @@ def _build(store: ContainerStore, record: ContainerRecord, images: object, image
         extra = volume_mounts(opts, config, rootfs, VolumeStore(), cid)
     userdata = store.path(cid, "userdata")
     os.makedirs(userdata, 0o700, exist_ok=True)
-    spec = specgen.generate(cid, config, opts, rootfs, extra, userdata)
+    networked = monitor_net.wants(opts)
+    if networked and check_networks:
+        monitor_net.check_networks(opts)
+    spec = specgen.generate(cid, config, opts, rootfs, extra, userdata,
+                            netns_path=monitor_net.netns_path(cid) if networked else "")  # fmt: skip
+    if networked:
+        monitor_net.save_plan(store, cid, monitor_net.make_plan(opts, config, spec.get("hostname", "")))
     with open(os.path.join(store.bundle(cid), "config.json"), "w") as f:
         f.write(jsoncodec.dumps(spec))
     try:
@@ -251,6 +266,10 @@ def start(store: ContainerStore, record: ContainerRecord, prefork: Prefork | Non
         tasks.reset_for_start(store, record)
         if not mounted:
             mount_rootfs(store, record)
+        if str(record.host_config.get("NetworkMode", "")).startswith("container:"):
+            from kobako.engine import monitor_net
+
+            monitor_net.join_container(store, record)
         sock = (prefork or monitor_fork.Prefork()).go(store, record)
         if while_starting is not None:
             while_starting()
@@ -278,6 +297,11 @@ def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False
     if st.status in tasks.ACTIVE and st.status != "starting" and tasks.monitor_alive(st):
         tasks.wait_exit(store, record.id, 10)  # e.g. a restart in back-off, woken by stop: let it finish
     unmount_rootfs(store, record.id)
+    if os.path.exists(store.path(record.id, "network.json")):  # monitor_net.PLAN: networked
+        from kobako.engine import monitor_net
+
+        tasks.wait_monitor_gone(st)  # it tears the network down as the task ends: not both at once
+        monitor_net.teardown(store, record.id)
     # A monitor that reported the exit may still be deleting the runtime state: that does not touch
     # the record, so the snapshot and the record go meanwhile; then we wait for it.
     if record.snapshot_key:

@@ -29,11 +29,19 @@ def test_image_and_command_split_at_the_first_positional() -> None:
     assert opts.image == "busybox" and opts.command == cmd
 
 
-def test_defaults_mean_not_given() -> None:
+def test_defaults_mean_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOBAKO_DEFAULT_NETWORK", raising=False)  # the suite sets it to none
     o = parse()
     assert (o.name, o.user, o.workdir, o.entrypoint, o.network) == ("", "", "", None, "bridge")
+    assert o.network_explicit  # the bridge is set up, as in Docker
     assert o.restart == RestartPolicy("no", 0) and o.healthcheck is None and o.pids_limit is None
     assert o.memory == 0 and o.cpus == 0 and o.ulimits == {} and o.cap_add == []
+
+
+def test_default_network_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOBAKO_DEFAULT_NETWORK", "none")
+    assert parse().network == "none"
+    assert parse_run_args(["--network", "bridge", "busybox"])[0].network == "bridge"
 
 
 def test_missing_image_and_unknown_flag() -> None:

@@ -263,7 +263,7 @@ def test_networks(rootfs: Path) -> None:
     assert "nameserver" not in (userdata / "resolv.conf").read_text()
     assert (userdata / "hostname").read_text() == "box\n"
 
-    gen(rootfs)  # bridge: loopback resolvers are unreachable from the container's netns
+    gen(rootfs, "--network", "bridge")  # loopback resolvers are unreachable from the container's netns
     resolv = (userdata / "resolv.conf").read_text()
     assert "nameserver 10.0.0.1" in resolv and "127.0.0.53" not in resolv and "search corp" in resolv
     gen(rootfs, "--dns", "9.9.9.9", "--dns-search", "a.example", "--dns-option", "ndots:2")

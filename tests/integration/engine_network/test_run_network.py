@@ -1,0 +1,159 @@
+"""`kobako run` with bridge networking, inside the test's own network namespace (see conftest.py).
+
+Debian's busybox wget crashes with -T: time limits come from the timeout applet, under sh.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+HTTPD = [
+    "sh",
+    "-c",
+    "mkdir -p /www && echo hello-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www",
+]
+
+
+def fetch(knet, net: str, url: str, check: bool = True):  # type: ignore[no-untyped-def]
+    return knet("run", "--rm", "--network", net, "busybox", "sh", "-c", f"timeout 5 wget -q -O- {url}; true",
+                check=check)  # fmt: skip
+
+
+def wait_fetch(knet, net: str, url: str, expect: str) -> str:  # type: ignore[no-untyped-def]
+    out = ""
+    for _ in range(20):
+        out = fetch(knet, net, url).stdout
+        if expect in out:
+            return out
+        time.sleep(0.2)
+    return out
+
+
+def test_by_name_not_across_networks_and_cleanup(knet) -> None:  # type: ignore[no-untyped-def]
+    knet("network", "create", "--subnet", "10.231.1.0/24", "appnet")
+    knet("network", "create", "--subnet", "10.231.2.0/24", "othernet")
+    web = knet.run_d("--name", "web", "--network", "appnet", "--network-alias", "www", "busybox", *HTTPD)
+    assert "hello-" in wait_fetch(knet, "appnet", "http://web/", "hello-")
+    assert "hello-" in fetch(knet, "appnet", "http://www/").stdout
+    ip = knet.ip_of("web")
+    assert ip.startswith("10.231.1.")
+    assert knet.inspect("web")["NetworkSettings"]["Networks"]["appnet"]["IPAddress"] == ip
+    assert "hello-" not in fetch(knet, "othernet", f"http://{ip}/").stdout
+    assert "hello-" not in fetch(knet, "othernet", "http://web/").stdout
+    knet("rm", "-f", web)
+    assert not [ln for ln in knet.links() if ln.startswith(("veth", "kbv", "eth"))], knet.links()
+    check = knet("system", "check", check=False)
+    assert check.returncode == 0, check.stderr
+    knet("network", "rm", "appnet", "othernet")
+    assert "kobako" not in knet.sh("nft", "list", "ruleset").stdout
+
+
+def test_publish_tcp_and_port(knet) -> None:  # type: ignore[no-untyped-def]
+    cid = knet.run_d("-p", "127.0.0.1:18080:80", "--network", "bridge", "busybox", *HTTPD)
+    assert knet("port", cid).stdout.strip() == "80/tcp -> 127.0.0.1:18080"
+    assert knet("port", cid, "80").stdout.strip() == "127.0.0.1:18080"
+    out = ""
+    for _ in range(20):
+        out = knet.sh("sh", "-c", "timeout 3 busybox wget -q -O- http://127.0.0.1:18080/ || true").stdout
+        if "hello-" in out:
+            break
+        time.sleep(0.2)
+    assert "hello-" in out
+    ports = knet.inspect(cid)["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][0]["HostPort"] == "18080"
+    knet("rm", "-f", cid)
+    assert knet("system", "check", check=False).returncode == 0
+
+
+_UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+s.settimeout(10)
+data, peer = s.recvfrom(100)
+s.sendto(b"pong " + data, peer)
+"""
+_UDP_CLIENT = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.3)
+for _ in range(20):
+    s.sendto(b"ping", ("127.0.0.1", 15353))
+    try:
+        print(s.recvfrom(100)[0].decode())
+        break
+    except OSError:
+        pass
+"""
+
+
+def test_publish_udp(knet) -> None:  # type: ignore[no-untyped-def]
+    """Debian's busybox nc has no -u: the UDP server runs in the container's namespace from here."""
+    import subprocess
+
+    cid = knet.run_d("-p", "127.0.0.1:15353:53/udp", "--network", "bridge", "busybox", "sleep", "60")
+    assert knet("port", cid).stdout.strip() == "53/udp -> 127.0.0.1:15353"
+    sandbox = knet.inspect(cid)["NetworkSettings"]["SandboxKey"]
+    server = subprocess.Popen(["nsenter", f"--net={sandbox}", sys.executable, "-c", _UDP_SERVER])
+    try:
+        time.sleep(0.3)
+        out = knet.sh(sys.executable, "-c", _UDP_CLIENT).stdout
+    finally:
+        server.kill()
+        server.wait()
+    assert "pong ping" in out
+    knet("rm", "-f", cid)
+
+
+def test_internal_has_no_route_out(knet) -> None:  # type: ignore[no-untyped-def]
+    knet("network", "create", "--internal", "--subnet", "10.231.3.0/24", "inner")
+    out = knet("run", "--rm", "--network", "inner", "busybox", "ip", "route").stdout
+    assert "default" not in out
+    assert "10.231.3.0/24" in out
+
+
+def test_container_mode_shares_stack(knet) -> None:  # type: ignore[no-untyped-def]
+    web = knet.run_d("--network", "bridge", "busybox", *HTTPD)
+    time.sleep(0.3)
+    out = knet("run", "--rm", "--network", f"container:{web}", "busybox",
+               "sh", "-c", "timeout 5 wget -q -O- http://127.0.0.1/; true").stdout  # fmt: skip
+    assert "hello-" in out
+    ip = knet.ip_of(web)
+    assert ip in knet("run", "--rm", "--network", f"container:{web}", "busybox", "ip", "addr").stdout
+
+
+def test_parallel_distinct_addresses_and_nothing_left(knet) -> None:  # type: ignore[no-untyped-def]
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        ids = list(pool.map(lambda _i: knet.run_d("--network", "bridge", "busybox", "sleep", "60"), range(6)))
+    ips = [knet.ip_of(cid) for cid in ids]
+    assert len(set(ips)) == 6 and all(ips), ips
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda cid: knet("rm", "-f", cid), ids))
+    assert not [ln for ln in knet.links() if ln not in ("lo", "kobako0")], knet.links()
+    assert not list((knet.root / "run" / "netns").iterdir())
+    check = knet("system", "check", check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def test_stop_tears_down_and_start_sets_up_again(knet) -> None:  # type: ignore[no-untyped-def]
+    cid = knet.run_d("--network", "bridge", "busybox", "sleep", "60")
+    assert knet.ip_of(cid)
+    knet("stop", "-t", "0", cid)
+    assert knet.inspect(cid)["NetworkSettings"]["IPAddress"] == ""
+    assert knet("system", "check", check=False).returncode == 0
+    knet("start", cid)
+    assert knet.ip_of(cid)
+    knet("rm", "-f", cid)
+
+
+def test_unknown_network_fails_125(knet) -> None:  # type: ignore[no-untyped-def]
+    proc = knet("run", "--rm", "--network", "nosuchnet", "busybox", "true", check=False)
+    assert proc.returncode == 125 and "nosuchnet" in proc.stderr
+    assert knet("create", "--network", "nosuchnet", "busybox", check=False).returncode == 125
