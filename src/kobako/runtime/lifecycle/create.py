@@ -79,9 +79,18 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             new_mount_ns="mount" in requested and not requested["mount"],
             new_uts_ns="uts" in requested and not requested["uts"],
         )
+
+        def record(pid: int) -> None:
+            # Written while the init still builds its rootfs, not after it is READY.
+            st.cgroup_path = made[0].path if made else ""  # type: ignore[attr-defined]
+            st.pid = pid
+            st.pid_start = state_mod.process_start_time(pid)
+            sd.save(st)
+            _save_config(sd, raw_spec)
+
         try:
             init_pid = bootstrap.spawn(
-                cfg, requested, lambda: _make_cgroup(linux, container_id), cfg.state, made
+                cfg, requested, lambda: _make_cgroup(linux, container_id), cfg.state, made, record
             )
         except ChildError as exc:
             raise InvalidArgument(f"container init failed: {exc}") from None
@@ -89,11 +98,6 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             os.close(fifo_fd)
             if console_fd >= 0 and console_fd != opts.console_fd:
                 os.close(console_fd)
-        st.cgroup_path = made[0].path if made else ""  # type: ignore[attr-defined]
-        st.pid = init_pid
-        st.pid_start = state_mod.process_start_time(init_pid)
-        sd.save(st)
-        _save_config(sd, raw_spec)
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
         return st

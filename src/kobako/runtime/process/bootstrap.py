@@ -45,11 +45,13 @@ def spawn(
     make_cgroup: Callable[[], object | None],
     hook_state: dict,
     made: list[object],
+    on_init: Callable[[int], None],
 ) -> int:
     """Start the chain; return the init's PID once it is READY (waiting on the exec fifo).
 
     ``make_cgroup`` runs in the parent after the fork; what it returns is appended to ``made`` at once,
-    so the caller can clean it up whatever fails later.
+    so the caller can clean it up whatever fails later. ``on_init(pid)`` runs as soon as the init's PID
+    is known (the caller records its state while the init works).
     """
     direct = _can_fork_init_directly(requested)
     parent, child = Channel.pair()
@@ -73,7 +75,11 @@ def spawn(
         cgroup = make_cgroup()
         if cgroup is not None:
             made.append(cgroup)
-        parent.send(CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
+        try:
+            parent.send(CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
+        except BrokenPipeError:
+            parent.expect(READY)  # the child failed first: raise with the message it left for us
+            raise
         if "user" in requested and not requested["user"]:
             parent.expect(USERNS)
             write_id_maps(intermediate, cfg.spec["linux"])
@@ -82,12 +88,14 @@ def spawn(
         runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
         first = HOOKS if runtime_hooks else READY
         if direct:
+            on_init(init_pid)
             parent.expect(first)
         else:
             # The intermediate's PID report and the init's first message may arrive in either order.
             init_pid = int(parent.expect_all(PID, first)[PID])
             os.waitpid(intermediate, 0)
             intermediate = 0
+            on_init(init_pid)
         if runtime_hooks:
             state = dict(hook_state, pid=init_pid)
             hooks_mod.run("prestart", hooks.get("prestart", []), state)
