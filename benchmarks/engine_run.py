@@ -7,8 +7,12 @@ engine's default network becomes).
 its monitor and the container's init, as milliseconds since the launch; the median run is printed (the
 "clock_gettime breakdown"; the tracer itself adds about 4 ms).
 
+``--network``: instead, the extra time of ``--network bridge`` over ``--network none`` (kobako only, in a
+network namespace made here and deleted after); with ``--trace``, seven traced bridge runs (the network
+library's steps stamped too).
+
 Podman gets isolated storage (kobako.testing.podman), cgroupfs, file events, and the ulimit flags this
-host needs. Usage: python benchmarks/engine_run.py [--runs 20] [--trace]
+host needs. Usage: python benchmarks/engine_run.py [--runs 20] [--trace] [--network]
 """
 
 from __future__ import annotations
@@ -94,6 +98,20 @@ STEPS = {
     "kobako.runtime.lifecycle.start": ["release"],
     "kobako.runtime.lifecycle.delete": ["delete"],
     "kobako.runtime.rootfs": ["RootfsBuilder.prepare"],
+    # networking (`--network --trace`): the engine side, then the library's steps
+    "kobako.engine.monitor_net": ["setup", "teardown", "preload"],
+    "kobako.engine.network.sandbox": ["setup", "teardown", "_attach", "_publish", "_refresh_hosts", "detach"],
+    "kobako.engine.network.service": [
+        "NetworkService.__init__",
+        "NetworkService.ensure_kernel",
+        "NetworkService.add_elements",
+        "NetworkService.close",
+    ],
+    "kobako.engine.network.netns": ["create", "remove"],
+    "kobako.engine.network.netlink": ["load_messages"],
+    "kobako.engine.network.bridge": ["ensure_bridge", "add_veth", "configure_inside", "delete_link"],
+    "kobako.engine.network.portmap": ["add_elements", "delete_elements", "ensure_table"],
+    "kobako.engine.network.dns": ["refresh"],
 }
 
 
@@ -109,7 +127,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float | None:
     return elapsed
 
 
-def trace(env: dict[str, str], runs: int = 7) -> str:
+def trace(env: dict[str, str], runs: int = 7, network: str = "none", enter: list[str] | None = None) -> str:
     """``runs`` traced `kobako run --rm`s (see TRACER); the stamps of the median one, in time order, as a
     markdown table."""
     import sysconfig
@@ -117,13 +135,13 @@ def trace(env: dict[str, str], runs: int = 7) -> str:
     import kobako
 
     src = os.path.dirname(os.path.dirname(kobako.__file__))
-    argv = ["run", "--rm", "--network", "none", "busybox", "/bin/true"]
+    argv = ["run", "--rm", "--network", network, "busybox", "/bin/true"]
     traced: list[tuple[float, list[list[str]]]] = []
     for _ in range(runs):
         time.sleep(0.3)  # let what ran before settle (podman leaves cleanup processes behind)
         with tempfile.NamedTemporaryFile(prefix="kobako-trace-") as out:
             t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
-            subprocess.run([sys.executable, "-I", "-S", "-c", TRACER, out.name, repr(t0),
+            subprocess.run([*(enter or []), sys.executable, "-I", "-S", "-c", TRACER, out.name, repr(t0),
                             f"{src}:{sysconfig.get_paths()['purelib']}", repr(STEPS), *argv],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)  # fmt: skip
             total = (time.clock_gettime(time.CLOCK_MONOTONIC) - t0) * 1000
@@ -163,7 +181,7 @@ def main() -> int:
         print("needs root", file=sys.stderr)
         return 1
     if args.network:
-        return network_overhead(args.runs)
+        return network_overhead(args.runs, args.trace)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # benchmark the cached-bytecode start, as installed
     with tempfile.TemporaryDirectory(prefix="kobako-bench-engine-") as tmp:
         base = Path(tmp)
@@ -212,9 +230,10 @@ def main() -> int:
     return 0
 
 
-def network_overhead(runs: int) -> int:
+def network_overhead(runs: int, traced: bool = False) -> int:
     """Median `run --rm busybox /bin/true` with --network none and with --network bridge, alternated, in a
-    network namespace of its own (bridge, veths and nftables rules never touch the host's)."""
+    network namespace of its own (bridge, veths and nftables rules never touch the host's). ``traced``: then
+    the stamps of the median of seven traced bridge runs (see TRACER; the network library's steps too)."""
     import uuid
 
     ns = "kbbench-" + uuid.uuid4().hex[:8]
@@ -243,6 +262,7 @@ def network_overhead(runs: int) -> int:
                     t = timed(cmd, env)
                     if t is not None:
                         samples[mode].append(t)
+            table = trace(env, network="bridge", enter=enter) if traced else ""
             for entry in (base / "kobako" / "run" / "netns").glob("*"):
                 subprocess.run(["umount", "-l", str(entry)], capture_output=True, check=False)
     finally:
@@ -254,6 +274,8 @@ def network_overhead(runs: int) -> int:
         print(f"| --network {mode} | {ms:.1f} |")
     if len(med) == 2:
         print(f"| bridge - none | {med['bridge'] - med['none']:.1f} |")
+    if traced:
+        print(f"\nOne traced bridge run (ms since the launch):\n\n{table}")
     return 0
 
 

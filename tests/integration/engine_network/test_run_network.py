@@ -157,3 +157,39 @@ def test_unknown_network_fails_125(knet) -> None:  # type: ignore[no-untyped-def
     proc = knet("run", "--rm", "--network", "nosuchnet", "busybox", "true", check=False)
     assert proc.returncode == 125 and "nosuchnet" in proc.stderr
     assert knet("create", "--network", "nosuchnet", "busybox", check=False).returncode == 125
+
+
+def test_rm_leaves_the_veth_to_the_kernel_exactly(knet) -> None:  # type: ignore[no-untyped-def]
+    """`run --rm`: the CLI does not wait for the veth's deletion (the kernel deletes it with the namespace),
+    yet the address and rows are released at once, `system check` is clean right after, and the veth is
+    gone within moments."""
+    first = knet(
+        "run", "--rm", "--network", "bridge", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"
+    ).stdout
+    check = knet("system", "check", check=False)
+    assert check.returncode == 0, check.stderr + check.stdout
+    assert not list((knet.root / "run" / "netns").iterdir())
+    deadline = time.monotonic() + 2
+    while [ln for ln in knet.links() if ln.startswith("kv")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [ln for ln in knet.links() if ln.startswith("kv")], knet.links()
+    second = knet(
+        "run", "--rm", "--network", "bridge", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"
+    ).stdout
+    assert first.split()[3] != second.split()[3]  # the just-released address is not handed out again at once
+
+
+def test_rm_of_a_namespace_owner_still_joined_removes_its_veth_now(knet) -> None:  # type: ignore[no-untyped-def]
+    """A --rm container whose namespace another container joined (--network container:ID): the namespace
+    outlives the removal, so the veth is deleted synchronously, as before (no address left in use)."""
+    owner = knet.run_d("--rm", "--network", "bridge", "busybox", "sleep", "2")
+    guest = knet.run_d("--network", f"container:{owner}", "busybox", "sleep", "60")
+    deadline = time.monotonic() + 10
+    while owner in knet("ps", "-q", "--no-trunc").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    assert not [ln for ln in knet.links() if ln.startswith("kv")], knet.links()
+    assert "eth0" not in knet("exec", guest, "ip", "-o", "link").stdout
+    knet("rm", "-f", guest)
+    check = knet("system", "check", check=False)
+    assert check.returncode == 0, check.stderr + check.stdout

@@ -1,4 +1,5 @@
-"""Linux bridges and veth endpoints, over rtnetlink (``kobako.engine.network.netlink``).
+"""Linux bridges and veth endpoints, over rtnetlink (``kobako.engine.network.netlink``; the
+requests are encoded there with ``struct``, no pyroute2 import on a container's start or removal).
 
 A network is one bridge holding the gateway address; an endpoint is a veth pair whose host end is a port
 of that bridge and whose other end is created *directly inside* the container's namespace, named
@@ -15,15 +16,34 @@ import os
 import socket
 
 from kobako.engine.network.netlink import (
+    IFA_ADDRESS,
+    IFA_LOCAL,
     IFF_UP,
+    IFLA_ADDRESS,
+    IFLA_BRPORT_MODE,
+    IFLA_IFNAME,
+    IFLA_INFO_DATA,
+    IFLA_INFO_KIND,
+    IFLA_INFO_SLAVE_DATA,
+    IFLA_INFO_SLAVE_KIND,
+    IFLA_LINKINFO,
+    IFLA_MASTER,
+    IFLA_MTU,
+    IFLA_NET_NS_FD,
     NLM_F_CREATE,
     NLM_F_EXCL,
+    RTA_GATEWAY,
+    RTA_OIF,
     RTM_DELLINK,
     RTM_NEWADDR,
     RTM_NEWLINK,
     RTM_NEWROUTE,
+    VETH_INFO_PEER,
     Netlink,
-    load_messages,
+    attr,
+    ifaddr,
+    ifinfo,
+    route,
 )
 
 _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 4, 0, 1
@@ -38,6 +58,10 @@ def mac_for(ip: str) -> str:
     return "02:4b:" + ":".join(f"{b:02x}" for b in raw)
 
 
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 def _random_mac() -> str:
     raw = bytearray(os.urandom(6))
     raw[0] = (raw[0] & 0xFE) | 0x02  # unicast, locally administered
@@ -46,16 +70,13 @@ def _random_mac() -> str:
 
 def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int = DEFAULT_MTU) -> int:
     """Create (or accept) bridge ``name`` with ``gateway/prefixlen``, up; return its ifindex."""
-    ifinfmsg = load_messages()[0]
-    msg = ifinfmsg()
-    msg["flags"], msg["change"] = IFF_UP, IFF_UP
     # A fixed MAC: otherwise the bridge takes the lowest port MAC and changes it as ports come and go.
-    msg["attrs"] = [
-        ("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_ADDRESS", _random_mac()),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}),
-    ]  # fmt: skip
+    msg = ifinfo(flags=IFF_UP, change=IFF_UP, attrs=(
+        attr(IFLA_IFNAME, name), attr(IFLA_MTU, mtu), attr(IFLA_ADDRESS, _mac_bytes(_random_mac())),
+        attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "bridge")]),
+    ))  # fmt: skip
     try:
-        nl.request(RTM_NEWLINK, msg, NLM_F_CREATE | NLM_F_EXCL)
+        nl.send_raw(RTM_NEWLINK, msg, NLM_F_CREATE | NLM_F_EXCL)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
@@ -68,22 +89,14 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefixlen: int, mtu: int
 
 
 def set_up(nl: Netlink, name: str = "", index: int = 0) -> None:
-    ifinfmsg = load_messages()[0]
-    msg = ifinfmsg()
-    msg["index"] = index
-    msg["flags"], msg["change"] = IFF_UP, IFF_UP
-    if name:
-        msg["attrs"] = [("IFLA_IFNAME", name)]
-    nl.request(RTM_NEWLINK, msg)
+    nl.send_raw(RTM_NEWLINK, ifinfo(index, IFF_UP, IFF_UP, (attr(IFLA_IFNAME, name),) if name else ()))
 
 
 def add_address(nl: Netlink, index: int, ip: str, prefixlen: int) -> None:
-    ifaddrmsg = load_messages()[1]
-    msg = ifaddrmsg()
-    msg["family"], msg["prefixlen"], msg["index"] = socket.AF_INET, prefixlen, index
-    msg["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+    raw = socket.inet_aton(ip)
+    msg = ifaddr(index, prefixlen, (attr(IFA_LOCAL, raw), attr(IFA_ADDRESS, raw)))
     try:
-        nl.request(RTM_NEWADDR, msg, NLM_F_CREATE | NLM_F_EXCL)
+        nl.send_raw(RTM_NEWADDR, msg, NLM_F_CREATE | NLM_F_EXCL)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
@@ -92,29 +105,25 @@ def add_address(nl: Netlink, index: int, ip: str, prefixlen: int) -> None:
 def add_veth(nl: Netlink, host_ifname: str, bridge_index: int, netns_fd: int, ctr_ifname: str, mac: str,
              mtu: int = DEFAULT_MTU) -> None:  # fmt: skip
     """The host end joins the bridge, the peer is born inside the namespace open at ``netns_fd``."""
-    ifinfmsg = load_messages()[0]
     # The peer cannot be set up in this request (the kernel configures it before its partner exists:
-    # ENOTCONN); configure_inside does it.
-    peer = {"attrs": [("IFLA_IFNAME", ctr_ifname), ("IFLA_NET_NS_FD", netns_fd), ("IFLA_ADDRESS", mac),
-                      ("IFLA_MTU", mtu)]}  # fmt: skip
-    msg = ifinfmsg()
-    msg["flags"], msg["change"] = IFF_UP, IFF_UP
-    msg["attrs"] = [
-        ("IFLA_IFNAME", host_ifname), ("IFLA_MASTER", bridge_index), ("IFLA_MTU", mtu),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
-                                     ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}),
-    ]  # fmt: skip
-    nl.request(RTM_NEWLINK, msg, NLM_F_CREATE | NLM_F_EXCL)
+    # ENOTCONN); configure_inside does it. VETH_INFO_PEER holds an ifinfomsg and its attributes.
+    peer = ifinfo(attrs=(attr(IFLA_IFNAME, ctr_ifname), attr(IFLA_NET_NS_FD, netns_fd),
+                         attr(IFLA_ADDRESS, _mac_bytes(mac)), attr(IFLA_MTU, mtu)))  # fmt: skip
+    msg = ifinfo(flags=IFF_UP, change=IFF_UP, attrs=(
+        attr(IFLA_IFNAME, host_ifname), attr(IFLA_MASTER, bridge_index), attr(IFLA_MTU, mtu),
+        attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "veth"),
+                             attr(IFLA_INFO_DATA, [attr(VETH_INFO_PEER, peer)])]),
+    ))  # fmt: skip
+    nl.send_raw(RTM_NEWLINK, msg, NLM_F_CREATE | NLM_F_EXCL)
     # Hairpin: where br_netfilter is loaded, a DNATed packet whose new destination sits on the same bridge
     # is bridged, not routed; a container reaching its own published port needs its frame sent back out
     # of the port it came in by. Bridge-port options only apply to an existing port: a second request.
-    mode = ifinfmsg()
-    mode["attrs"] = [
-        ("IFLA_IFNAME", host_ifname),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_SLAVE_KIND", "bridge"),
-                                     ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]}),
-    ]  # fmt: skip
-    nl.request(RTM_NEWLINK, mode)
+    mode = ifinfo(attrs=(
+        attr(IFLA_IFNAME, host_ifname),
+        attr(IFLA_LINKINFO, [attr(IFLA_INFO_SLAVE_KIND, "bridge"),
+                             attr(IFLA_INFO_SLAVE_DATA, [attr(IFLA_BRPORT_MODE, 1, u8=True)])]),
+    ))  # fmt: skip
+    nl.send_raw(RTM_NEWLINK, mode)
 
 
 def configure_inside(nl: Netlink, ctr_ifname: str, ip: str, prefixlen: int, gateway: str,
@@ -127,21 +136,15 @@ def configure_inside(nl: Netlink, ctr_ifname: str, ip: str, prefixlen: int, gate
     add_address(nl, index, ip, prefixlen)
     set_up(nl, index=index)
     if default_route:
-        rtmsg = load_messages()[2]
-        msg = rtmsg()
-        msg["family"], msg["dst_len"], msg["table"] = socket.AF_INET, 0, _RT_TABLE_MAIN
-        msg["proto"], msg["scope"], msg["type"] = _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST
-        msg["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", index)]
-        nl.request(RTM_NEWROUTE, msg, NLM_F_CREATE | NLM_F_EXCL)
+        msg = route(0, _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST,
+                    (attr(RTA_GATEWAY, socket.inet_aton(gateway)), attr(RTA_OIF, index)))  # fmt: skip
+        nl.send_raw(RTM_NEWROUTE, msg, NLM_F_CREATE | NLM_F_EXCL)
 
 
 def delete_link(nl: Netlink, name: str) -> bool:
     """Delete link ``name`` (a veth's other end goes with it); False if it was not there."""
-    ifinfmsg = load_messages()[0]
-    msg = ifinfmsg()
-    msg["attrs"] = [("IFLA_IFNAME", name)]
     try:
-        nl.request(RTM_DELLINK, msg)
+        nl.send_raw(RTM_DELLINK, ifinfo(attrs=(attr(IFLA_IFNAME, name),)))
     except OSError as exc:
         if exc.errno in (errno.ENODEV, errno.ENOENT):
             return False

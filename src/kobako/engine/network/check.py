@@ -8,6 +8,8 @@ it; repairs only ever delete kobako's own objects (``kv*`` veths, bridges of kob
 
 from __future__ import annotations
 
+import time
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from kobako.engine.network.service import NetworkService
 
 VETH_PREFIX = "kv"
+LINGER = 0.5  # seconds a veth without an endpoint may take to go with its namespace before it is a leak
 
 
 class Leak:
@@ -64,11 +67,21 @@ def find_leaks(svc: NetworkService, live_containers: set[str] | None = None) -> 
     bridges = {n.bridge for n in networks}
     host_ifnames = {ep.host_ifname for ep in endpoints}
     nl = svc.host_netlink()
-    for link in nl.links():
+    links = nl.links()
+    orphans = _orphan_veths(links, host_ifnames)
+    if orphans:
+        # A teardown lets the kernel delete the veths with their namespace, 15-45 ms after it: give those
+        # a moment before calling them leaks.
+        deadline = time.monotonic() + LINGER
+        while orphans and time.monotonic() < deadline:
+            time.sleep(0.01)
+            links = nl.links()
+            orphans = _orphan_veths(links, host_ifnames)
+    for name in orphans:
+        leaks.append(Leak(f"veth {name} without an endpoint", lambda name=name: delete_link(nl, name)))
+    for link in links:
         name = link["name"] or ""
-        if link["kind"] == "veth" and name.startswith(VETH_PREFIX) and name not in host_ifnames:
-            leaks.append(Leak(f"veth {name} without an endpoint", lambda name=name: delete_link(nl, name)))
-        elif link["kind"] == "bridge" and name.startswith("kb-") and name not in bridges:
+        if link["kind"] == "bridge" and name.startswith("kb-") and name not in bridges:
             leaks.append(Leak(f"bridge {name} without a network", lambda name=name: delete_link(nl, name)))
 
     table = portmap.listing(svc.nft_json())
@@ -96,6 +109,14 @@ def find_leaks(svc: NetworkService, live_containers: set[str] | None = None) -> 
                 leaks.append(Leak(f"published port {element} is recorded but missing from nftables",
                                   lambda e=element: portmap.add_elements(svc.nft(), [e])))  # fmt: skip
     return leaks
+
+
+def _orphan_veths(links: list[dict], host_ifnames: set[str]) -> list[str]:
+    return [
+        link["name"] for link in links
+        if link["kind"] == "veth" and (link["name"] or "").startswith(VETH_PREFIX)
+        and link["name"] not in host_ifnames
+    ]  # fmt: skip
 
 
 def _drop_port(svc: NetworkService, port: object) -> None:

@@ -8,6 +8,11 @@ inside a namespace with a thread (``kobako.engine.network.netns``).
 
 ``Netlink(sock).request(type, msg)`` sends one message and waits for its ack; ``dump`` collects a multipart
 reply. Kernel errors come back as ``OSError`` with the errno, which the callers translate.
+
+The requests a container's setup and teardown make (links, addresses, the default route, a link's index)
+are encoded here with ``struct`` instead (``ifinfo``/``ifaddr``/``route``/``attr`` + ``Netlink.send_raw``):
+importing pyroute2's message classes costs ~35 ms of a container start, encoding them ~10 µs. pyroute2
+still decodes the dumps (``links``, ``addresses``: ``kobako system check``, ``network create``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ NLM_F_EXCL, NLM_F_CREATE, NLM_F_REPLACE = 0x200, 0x400, 0x100
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFF_UP = 1
 _HDR = struct.Struct("=IHHII")
+# Attribute numbers (linux/if_link.h, if_addr.h, rtnetlink.h, veth.h).
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+VETH_INFO_PEER, IFLA_BRPORT_MODE = 1, 4
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_OIF, RTA_GATEWAY = 4, 5
+_IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 
 _messages: Any = None
 
@@ -78,6 +92,36 @@ def load_messages() -> Any:
 
         _messages = (ifinfmsg, ifaddrmsg, rtmsg)
     return _messages
+
+
+def attr(kind: int, value: bytes | str | int | list[bytes], *, u8: bool = False) -> bytes:
+    """One rtattr: bytes as they are, str NUL-terminated, int as u32 (``u8``: one byte), a list of
+    attributes nested."""
+    if isinstance(value, list):
+        payload = b"".join(value)
+    elif isinstance(value, str):
+        payload = value.encode() + b"\0"
+    elif isinstance(value, int):
+        payload = struct.pack("=B" if u8 else "=I", value)
+    else:
+        payload = value
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
+
+
+def ifinfo(index: int = 0, flags: int = 0, change: int = 0, attrs: tuple[bytes, ...] = ()) -> bytes:
+    """An ifinfomsg (AF_UNSPEC) and its attributes."""
+    return _IFINFO.pack(0, 0, index, flags, change) + b"".join(attrs)
+
+
+def ifaddr(index: int, prefixlen: int, attrs: tuple[bytes, ...] = ()) -> bytes:
+    return _IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index) + b"".join(attrs)
+
+
+def route(
+    dst_len: int, table: int, proto: int, scope: int, rtype: int, attrs: tuple[bytes, ...] = ()
+) -> bytes:
+    return _RTMSG.pack(socket.AF_INET, dst_len, 0, 0, table, proto, scope, rtype, 0) + b"".join(attrs)
 
 
 def open_socket() -> socket.socket:
@@ -135,6 +179,16 @@ class Netlink:
                     return
                 yield mtype, chunk
 
+    def _send_raw(self, msg_type: int, body: bytes, flags: int) -> int:
+        self.seq += 1
+        self.sock.send(_HDR.pack(16 + len(body), msg_type, flags | NLM_F_REQUEST, self.seq, 0) + body)
+        return self.seq
+
+    def send_raw(self, msg_type: int, body: bytes, flags: int = 0) -> None:
+        """``request`` for a message encoded here (``ifinfo``, ``ifaddr``, ``route``)."""
+        for _ in self._replies(self._send_raw(msg_type, body, flags | NLM_F_ACK)):
+            pass
+
     def request(self, msg_type: int, msg: Any, flags: int = 0) -> None:
         """Send and wait for the kernel's ack; raise OSError(errno) on a negative ack."""
         seq = self._send(msg_type, msg, flags | NLM_F_ACK)
@@ -154,10 +208,7 @@ class Netlink:
     # -- the few queries the bridge code needs --------------------------------------------------------
 
     def link_index(self, name: str) -> int | None:
-        ifinfmsg = load_messages()[0]
-        msg = ifinfmsg()
-        msg["attrs"] = [("IFLA_IFNAME", name)]
-        seq = self._send(RTM_GETLINK, msg, NLM_F_ACK)
+        seq = self._send_raw(RTM_GETLINK, ifinfo(attrs=(attr(IFLA_IFNAME, name),)), NLM_F_ACK)
         index = None
         try:
             for _mtype, chunk in self._replies(seq):

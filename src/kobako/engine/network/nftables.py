@@ -65,6 +65,11 @@ def _load() -> Any:
     return _lib
 
 
+def preload() -> None:
+    """Load libnftables now (the monitor's preload: see warm.py); a missing library is not an error here."""
+    _load()
+
+
 class Nft:
     def __init__(self, json: bool = False) -> None:
         self.json = json

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 
 from kobako.errors import Conflict, InvalidArgument
 
@@ -322,6 +321,8 @@ def _random_port(proto: str, host_ip: str, free: Callable[[str, str, int], bool]
 
 def _host_port_free(proto: str, host_ip: str, port: int) -> bool:
     """Nothing on the host is bound there (a DNAT rule would silently steal its new connections)."""
+    import socket  # here: socket (enum, selectors) costs ~6 ms to import, and most callers never get here
+
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as sock:
         if proto == "tcp":

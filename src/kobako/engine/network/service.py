@@ -258,11 +258,12 @@ class NetworkService:
         return sandbox.setup(self, container_id, name, networks, aliases, ip, publish, publish_all_ports, dns,
                              add_hosts, hosts_file=hosts_file)  # fmt: skip
 
-    def teardown(self, container_id: str) -> None:
-        """Exact cleanup of what setup/connect made; idempotent, and works from the records after a crash."""
+    def teardown(self, container_id: str, lazy: bool = False) -> None:
+        """Exact cleanup of what setup/connect made; idempotent, and works from the records after a crash.
+        ``lazy``: leave the veths to the kernel, which deletes them with the namespace (see sandbox.py)."""
         from kobako.engine.network import sandbox
 
-        sandbox.teardown(self, container_id)
+        sandbox.teardown(self, container_id, lazy)
 
     def connect(self, network: str, container_id: str, ip: str | None = None, aliases: list[str] | None = None,
                 name: str = "") -> dict[str, Any]:  # fmt: skip
