@@ -9,7 +9,14 @@ kobako bridge with kobako's nftables rules loaded (br_netfilter on this host sen
 them), a host → container published port (DNAT), against the peer: a plain veth pair between two
 namespaces with no bridge and no rules.
 
-    sudo .venv/bin/python benchmarks/network.py [--seconds 3] [--rounds 20]
+Published port against podman (``--podman-rounds``, 0 skips it): busybox ``httpd`` serving a file made with
+``dd`` in the container, published on 127.0.0.1 by ``kobako run -p`` and by ``podman run -p`` (runc, isolated
+storage, CNI with its network config, IPAM data dir and the CNI cache in a temporary directory), both engines
+run with ``nsenter --net`` in one more namespace made here; a Python client in that namespace fetches the
+file from each published port in turn (alternating rounds, median MB/s). Everything is removed at the end.
+
+    sudo .venv/bin/python benchmarks/network.py [--seconds 3] [--rounds 20] [--podman-rounds 5]
+        [--size-mb 256] [--fetches 3] [--only-podman]
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -262,14 +270,173 @@ def _plain_bridge(seconds: float) -> float:
         _drop(names)
 
 
+KOBAKO = os.path.join(os.path.dirname(PY), "kobako")
+SERVE = "mkdir -p /www && dd if=/dev/zero of=/www/blob bs=1M count={mb} 2>/dev/null && exec httpd -f -p 80 -h /www"
+CNI_NET = "kbbench"
+
+
+def _cni_conflist(base: str) -> str:
+    """A bridge + portmap network like podman's default, with host-local IPAM's data under ``base``."""
+    return json.dumps({
+        "cniVersion": "0.4.0", "name": CNI_NET,
+        "plugins": [
+            {"type": "bridge", "bridge": "kbbpod0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+             "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": f"{base}/cni-ipam",
+                      "ranges": [[{"subnet": "10.216.0.0/24", "gateway": "10.216.0.1"}]]}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    })  # fmt: skip
+
+
+def _run(cmd: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Files, not pipes: conmon and the kobako monitor outlive a ``run -d`` and would hold a pipe open."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(cmd, stdout=out, stderr=err, env=env, timeout=timeout, check=False)
+        out.seek(0)
+        err.seek(0)
+        proc.stdout, proc.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    return proc
+
+
+def _fetch(port: int, size: int, count: int) -> float:
+    """MB/s (10^6) of ``count`` HTTP/1.0 GETs of /blob from 127.0.0.1:``port``; -1 if a body is short."""
+    buf = bytearray(1 << 20)
+    got = 0
+    start = time.perf_counter()
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+            c.sendall(b"GET /blob HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            while n := c.recv_into(buf):
+                got += n
+    elapsed = time.perf_counter() - start
+    return got / elapsed / 1e6 if got >= size * count else -1.0
+
+
+def _ready(port: int, size: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"HEAD /blob HTTP/1.0\r\n\r\n")
+            head = c.recv(4096).decode(errors="replace")
+    except OSError:
+        return False
+    m = re.search(r"Content-Length: *(\d+)", head, re.I)
+    return bool(m) and int(m.group(1)) == size
+
+
+def published_vs_podman(rounds: int, size_mb: int, fetches: int) -> dict:
+    """MB/s through ``kobako run -p`` and ``podman run -p`` (same busybox, same httpd, same client), or a
+    note why podman's side could not be measured."""
+    from kobako.testing.busybox import make_rootfs
+
+    size = size_mb << 20
+    name = "kbbench-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    ns = f"/run/netns/{name}"
+    enter = ["nsenter", f"--net={ns}"]
+    base = tempfile.mkdtemp(prefix="kobako-netbench-pub-")
+    cni_cache = "/var/lib/cni"
+    cni_cache_existed = os.path.exists(cni_cache)
+    podman = None
+    result: dict = {"MB/s": {}, "notes": []}
+    try:
+        sh("ip", "link", "set", "lo", "up", netns=ns)
+        rootfs = make_rootfs(os.path.join(base, "rootfs"))
+        archive = os.path.join(base, "busybox.tar")
+        subprocess.run(["tar", "-C", rootfs, "-cf", archive, "."], check=True)
+        env = {k: v for k, v in os.environ.items() if k != "KOBAKO_DEFAULT_NETWORK"}
+        env.update(KOBAKO_ROOT=os.path.join(base, "kobako"), KOBAKO_BRIDGE_SUBNET="10.215.0.0/24")
+        serve = ["sh", "-c", SERVE.format(mb=size_mb)]
+        ports: dict[str, int] = {}
+        proc = _run([*enter, KOBAKO, "import", archive, "busybox"], env)
+        if proc.returncode == 0:
+            proc = _run([*enter, KOBAKO, "run", "-d", "--network", "bridge", "-p", "127.0.0.1:18081:80",
+                         "busybox", *serve], env)  # fmt: skip
+        if proc.returncode == 0:
+            ports["kobako run -p"] = 18081
+        else:
+            result["notes"].append(f"kobako: {proc.stderr.strip()[-400:]}")
+        if shutil.which("podman") and shutil.which("runc"):
+            from pathlib import Path
+
+            from kobako.testing.podman import Podman
+
+            podman = Podman(Path(base) / "podman")
+            (podman.base / "net" / f"{CNI_NET}.conflist").write_text(_cni_conflist(str(podman.base)))
+            podman.import_rootfs(Path(rootfs), "localhost/busybox")
+            flags = podman.run_flags()
+            i = flags.index("--network")
+            flags[i : i + 2] = ["--network", CNI_NET]
+            pcmd = [*enter, podman.binary, *podman.global_flags, "--runtime", "runc", "run", "-d", *flags,
+                    "-p", "127.0.0.1:18082:80", "localhost/busybox", *serve]  # fmt: skip
+            proc = _run(pcmd, podman.env)
+            if proc.returncode == 0:
+                ports["podman run -p (runc, CNI)"] = 18082
+            else:
+                info = _run([podman.binary, *podman.global_flags, "info", "--format",
+                             "{{.Host.NetworkBackend}}"], podman.env).stdout.strip()  # fmt: skip
+                result["notes"].append(
+                    f"podman (network backend {info or '?'}) run -p failed: {proc.stderr.strip()[-400:]}"
+                )
+        else:
+            result["notes"].append("podman or runc not installed")
+        deadline = time.monotonic() + 60
+        for label, port in list(ports.items()):
+            while not in_child(ns, _ready, port, size):
+                if time.monotonic() > deadline:
+                    result["notes"].append(f"{label}: 127.0.0.1:{port} never served the {size_mb} MiB file")
+                    del ports[label]
+                    break
+                time.sleep(0.2)
+        samples: dict[str, list[float]] = {label: [] for label in ports}
+        for port in ports.values():
+            in_child(ns, _fetch, port, size, 1)  # warm: page cache, conntrack, first connection
+        for r in range(rounds):
+            order = list(ports.items()) if r % 2 == 0 else list(ports.items())[::-1]
+            for label, port in order:
+                mbs = in_child(ns, _fetch, port, size, fetches)
+                if mbs < 0:
+                    result["notes"].append(f"{label}: a short body in round {r}")
+                else:
+                    samples[label].append(mbs)
+        result["MB/s"] = {label: statistics.median(s) for label, s in samples.items() if s}
+        result["samples"] = samples
+    finally:
+        if podman is not None:  # in the namespace: CNI DEL (portmap's iptables rules) runs where ADD did
+            _run([*enter, podman.binary, *podman.global_flags, "rm", "--all", "--force", "--time", "0"],
+                 podman.env)  # fmt: skip
+            left = podman.close()
+            if left:
+                result["notes"].append(f"podman left behind: {left}")
+        kenv = dict(os.environ, KOBAKO_ROOT=os.path.join(base, "kobako"))
+        for cid in _run([*enter, KOBAKO, "ps", "-aq"], kenv).stdout.split():
+            _run([*enter, KOBAKO, "rm", "-f", cid], kenv)
+        netns_dir = os.path.join(base, "kobako", "run", "netns")
+        for entry in os.listdir(netns_dir) if os.path.isdir(netns_dir) else []:
+            subprocess.run(["umount", "-l", os.path.join(netns_dir, entry)], check=False)
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+        if not cni_cache_existed:
+            shutil.rmtree(cni_cache, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--podman-rounds", type=int, default=5, help="published port vs podman; 0: skip")
+    parser.add_argument("--size-mb", type=int, default=256, help="the file httpd serves")
+    parser.add_argument("--fetches", type=int, default=3, help="GETs per engine per round")
+    parser.add_argument("--only-podman", action="store_true", help="only the published port vs podman")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 1
+    pub = published_vs_podman(max(args.podman_rounds, 1), args.size_mb, args.fetches) if (
+        args.podman_rounds > 0 or args.only_podman) else None  # fmt: skip
+    if args.only_podman:
+        _print_pub(pub, args)
+        return 0
     name = "kbbench-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", name], check=True)
     host = f"/run/netns/{name}"
@@ -294,7 +461,27 @@ def main() -> int:
     base = next(iter(tput.values()))
     for label, value in tput.items():
         print(f"| {label} | {value:.2f} | {value / base:.2f} |")
+    if pub is not None:
+        _print_pub(pub, args)
     return 0
+
+
+def _print_pub(pub: dict, args: argparse.Namespace) -> None:
+    print(
+        f"\n| published 127.0.0.1 port, busybox httpd, {args.size_mb} MiB x {args.fetches} GETs "
+        f"(median of {max(args.podman_rounds, 1)} alternating rounds) | MB/s |\n|---|---:|"
+    )
+    mbs = pub["MB/s"]
+    for label, value in mbs.items():
+        print(f"| {label} | {value:.0f} |")
+    k = mbs.get("kobako run -p")
+    p = next((v for label, v in mbs.items() if label.startswith("podman")), None)
+    print(f"| ratio kobako/podman | {k / p:.2f} |" if k and p else "| ratio kobako/podman | n/a |")
+    for label, s in pub.get("samples", {}).items():
+        print(f"\n{label} rounds: {', '.join(f'{v:.0f}' for v in s)}", end="")
+    print()
+    for note in pub["notes"]:
+        print(f"note: {note}")
 
 
 if __name__ == "__main__":
