@@ -31,31 +31,10 @@ def human_size(n: float) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """docker's "About an hour", "3 days", "2 weeks" (without " ago")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+    """docker's "About an hour", "3 days", "2 weeks" (without " ago"): the engine's wording."""
+    from kobako.engine.clock import human
+
+    return human(seconds)
 
 
 def ago(t: float | None) -> str:
