@@ -27,6 +27,17 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(make_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs")))
 
 
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
+    """The busybox rootfs as a tar, for `kobako import`."""
+    import tarfile
+
+    path = tmp_path_factory.mktemp("image") / "busybox.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(str(busybox_rootfs), arcname=".")
+    return path
+
+
 @pytest.fixture
 def runtime(tmp_path: Path):  # type: ignore[no-untyped-def]
     from kobako.testing.runtime_cli import Runtime

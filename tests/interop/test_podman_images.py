@@ -96,12 +96,12 @@ def _kobako_manifest(root: Path, doc: dict) -> dict:
 def test_kobako_archive_runs_in_podman(
     podman: Podman, tmp_path: Path, busybox_rootfs: Path, fmt: str
 ) -> None:
-    rootfs_tar = tmp_path / "rootfs.tar"
-    with tarfile.open(rootfs_tar, "w") as tar:
+    busybox_tar = tmp_path / "rootfs.tar"
+    with tarfile.open(busybox_tar, "w") as tar:
         tar.add(str(busybox_rootfs), arcname=".")
     root = tmp_path / "kobako"
     name = f"localhost/kobako-made/{fmt}:v1"
-    image_id = kobako(root, "import", "-c", 'CMD ["sh"]', str(rootfs_tar), name).strip()
+    image_id = kobako(root, "import", "-c", 'CMD ["sh"]', str(busybox_tar), name).strip()
     archive = tmp_path / "out.tar"
     kobako(root, "save", "--format", fmt, "-o", str(archive), name)
     out = podman("load", "-i", str(archive)).stdout

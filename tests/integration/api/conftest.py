@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,14 +135,6 @@ def _processes(root: Path) -> list[str]:
         if f"KOBAKO_ROOT={root}\0".encode() in environ + b"\0":
             found.append(pid)
     return found
-
-
-@pytest.fixture(scope="session")
-def busybox_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
-    path = tmp_path_factory.mktemp("image") / "busybox.tar"
-    with tarfile.open(path, "w") as tar:
-        tar.add(str(busybox_rootfs), arcname=".")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,6 @@ import pytest
 KOBAKO = str(Path(sys.executable).parent / "kobako")
 
 
-@pytest.fixture(scope="session")
-def busybox_image_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
-    path = tmp_path_factory.mktemp("build-image") / "busybox.tar"
-    with tarfile.open(path, "w") as tar:
-        tar.add(str(busybox_rootfs), arcname=".")
-    return path
-
-
 class Kobako:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -108,9 +100,9 @@ class Kobako:
 
 
 @pytest.fixture
-def kb(tmp_path: Path, busybox_image_tar: Path) -> Iterator[Kobako]:
+def kb(tmp_path: Path, busybox_tar: Path) -> Iterator[Kobako]:
     k = Kobako(tmp_path / "root")
-    k("import", "--change", 'CMD ["sh"]', str(busybox_image_tar), "busybox")
+    k("import", "--change", 'CMD ["sh"]', str(busybox_tar), "busybox")
     yield k
     left = k.leftovers()
     if any(item.startswith("mount ") for item in left):

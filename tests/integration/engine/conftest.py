@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -15,14 +14,6 @@ from pathlib import Path
 import pytest
 
 KOBAKO = str(Path(sys.executable).parent / "kobako")
-
-
-@pytest.fixture(scope="session")
-def busybox_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
-    path = tmp_path_factory.mktemp("image") / "busybox.tar"
-    with tarfile.open(path, "w") as tar:
-        tar.add(str(busybox_rootfs), arcname=".")
-    return path
 
 
 class Kobako:

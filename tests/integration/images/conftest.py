@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,11 +47,3 @@ def kobako(tmp_path: Path) -> Iterator[Kobako]:
 
         unmount_all(tmp_path, detach=True)
     assert left == [], f"left mounted: {left}"
-
-
-@pytest.fixture(scope="session")
-def rootfs_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
-    path = tmp_path_factory.mktemp("rootfs-tar") / "busybox.tar"
-    with tarfile.open(path, "w") as tar:
-        tar.add(str(busybox_rootfs), arcname=".")
-    return path

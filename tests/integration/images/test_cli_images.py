@@ -14,14 +14,14 @@ import pytest
 pytestmark = pytest.mark.root
 
 
-def _import(kobako: Kobako, rootfs_tar: Path, name: str = "busybox", *extra: str) -> str:
-    out = kobako("import", *extra, str(rootfs_tar), name).out.strip()
+def _import(kobako: Kobako, busybox_tar: Path, name: str = "busybox", *extra: str) -> str:
+    out = kobako("import", *extra, str(busybox_tar), name).out.strip()
     assert out.startswith("sha256:") and len(out) == 71
     return out
 
 
-def test_import_images_inspect_history(kobako: Kobako, rootfs_tar: Path) -> None:
-    image_id = _import(kobako, rootfs_tar, "busybox", "-c", 'CMD ["sh"]', "--change", "ENV A=1",
+def test_import_images_inspect_history(kobako: Kobako, busybox_tar: Path) -> None:
+    image_id = _import(kobako, busybox_tar, "busybox", "-c", 'CMD ["sh"]', "--change", "ENV A=1",
                        "-c", "WORKDIR /tmp", "-m", "my message")  # fmt: skip
     lines = kobako("images").out.splitlines()
     assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
@@ -49,16 +49,16 @@ def test_import_images_inspect_history(kobako: Kobako, rootfs_tar: Path) -> None
     assert json.loads(none.out)[0]["Id"] == image_id
 
 
-def test_import_from_stdin_compressed_and_untagged(kobako: Kobako, rootfs_tar: Path) -> None:
-    image_id = kobako("import", "-", input=gzip.compress(rootfs_tar.read_bytes(), 1)).out.strip()
+def test_import_from_stdin_compressed_and_untagged(kobako: Kobako, busybox_tar: Path) -> None:
+    image_id = kobako("import", "-", input=gzip.compress(busybox_tar.read_bytes(), 1)).out.strip()
     lines = kobako("images").out.splitlines()
     assert lines[1].split()[:3] == ["<none>", "<none>", image_id[7:19]]
     doc = json.loads(kobako("image", "inspect", image_id).out)[0]
     assert doc["RepoTags"] == [] and doc["Config"] == {}
 
 
-def test_tag_and_rmi(kobako: Kobako, rootfs_tar: Path) -> None:
-    image_id = _import(kobako, rootfs_tar)
+def test_tag_and_rmi(kobako: Kobako, busybox_tar: Path) -> None:
+    image_id = _import(kobako, busybox_tar)
     kobako("tag", "busybox", "localhost:5000/bb:v1")
     kobako("image", "tag", image_id[7:19], "other")
     names = sorted(line.split()[0] + ":" + line.split()[1] for line in kobako("images").out.splitlines()[1:])
@@ -76,8 +76,8 @@ def test_tag_and_rmi(kobako: Kobako, rootfs_tar: Path) -> None:
     assert bad.returncode != 0 and "no such image: nosuch" in bad.err
 
 
-def test_rmi_refuses_image_used_by_container(kobako: Kobako, rootfs_tar: Path) -> None:
-    image_id = _import(kobako, rootfs_tar)
+def test_rmi_refuses_image_used_by_container(kobako: Kobako, busybox_tar: Path) -> None:
+    image_id = _import(kobako, busybox_tar)
     record = kobako.root / "containers" / ("c" * 64)
     record.mkdir(parents=True)
     (record / "config.json").write_text(json.dumps({"id": "c" * 64, "image_id": image_id}))
@@ -92,8 +92,8 @@ def test_rmi_refuses_image_used_by_container(kobako: Kobako, rootfs_tar: Path) -
 
 
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
-def test_save_and_load(kobako: Kobako, rootfs_tar: Path, tmp_path: Path, fmt: str) -> None:
-    image_id = _import(kobako, rootfs_tar, "busybox", "-c", 'CMD ["sh"]')
+def test_save_and_load(kobako: Kobako, busybox_tar: Path, tmp_path: Path, fmt: str) -> None:
+    image_id = _import(kobako, busybox_tar, "busybox", "-c", 'CMD ["sh"]')
     kobako("tag", "busybox", "localhost:5000/bb:v1")
     archive = tmp_path / "out.tar"
     kobako("save", "--format", fmt, "-o", str(archive), "busybox", "localhost:5000/bb:v1")
@@ -112,8 +112,8 @@ def test_save_and_load(kobako: Kobako, rootfs_tar: Path, tmp_path: Path, fmt: st
     assert kobako("system", "check").returncode == 0
 
 
-def test_save_errors(kobako: Kobako, rootfs_tar: Path, tmp_path: Path) -> None:
-    _import(kobako, rootfs_tar)
+def test_save_errors(kobako: Kobako, busybox_tar: Path, tmp_path: Path) -> None:
+    _import(kobako, busybox_tar)
     bad = kobako("save", "-o", str(tmp_path / "x.tar"), "--format", "zip", "busybox", check=False)
     assert bad.returncode != 0 and "unknown format" in bad.err
     missing = kobako("save", "-o", str(tmp_path / "x.tar"), "nosuch", check=False)
@@ -136,9 +136,9 @@ def test_bad_archives_leave_nothing(kobako: Kobako, tmp_path: Path) -> None:
     assert kobako("system", "check").returncode == 0
 
 
-def test_system_df_check_prune_info(kobako: Kobako, rootfs_tar: Path) -> None:
-    first = _import(kobako, rootfs_tar)
-    second = _import(kobako, rootfs_tar, "busybox", "-c", "CMD sh")  # the first one becomes dangling
+def test_system_df_check_prune_info(kobako: Kobako, busybox_tar: Path) -> None:
+    first = _import(kobako, busybox_tar)
+    second = _import(kobako, busybox_tar, "busybox", "-c", "CMD sh")  # the first one becomes dangling
     assert first != second
     df = kobako("system", "df").out.splitlines()
     assert df[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]

@@ -15,8 +15,8 @@ from kobako.mount import mount_all, unmount_all
 pytestmark = pytest.mark.root
 
 
-def test_prepare_rootfs_mounts_and_isolates(kobako: Kobako, rootfs_tar: Path, tmp_path: Path) -> None:
-    kobako("import", "-c", 'CMD ["sh"]', str(rootfs_tar), "busybox")
+def test_prepare_rootfs_mounts_and_isolates(kobako: Kobako, busybox_tar: Path, tmp_path: Path) -> None:
+    kobako("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox")
     svc = ImageService(str(kobako.root))
     target = tmp_path / "mnt"
     target.mkdir()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,11 +36,3 @@ def kobako_factory(tmp_path: Path) -> Callable[[str], Kobako]:
         return Kobako(tmp_path / name)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def rootfs_tar(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
-    path = tmp_path_factory.mktemp("registry-rootfs") / "busybox.tar"
-    with tarfile.open(path, "w") as tar:
-        tar.add(str(busybox_rootfs), arcname=".")
-    return path

@@ -27,16 +27,16 @@ def htpasswd(tmp_path: Path) -> Path:
     return path
 
 
-def _image(k: Kobako, rootfs_tar: Path, ref: str) -> None:
-    k("import", str(rootfs_tar), ref)
+def _image(k: Kobako, busybox_tar: Path, ref: str) -> None:
+    k("import", str(busybox_tar), ref)
 
 
-def test_htpasswd_login_push_pull_logout(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path,
+def test_htpasswd_login_push_pull_logout(servers: Callable[..., Server], kobako_factory, busybox_tar: Path,
                                          htpasswd: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     server = servers("--htpasswd", str(htpasswd))
     k = kobako_factory("k")
     ref = f"{server.addr}/secure/bb:1"
-    _image(k, rootfs_tar, ref)
+    _image(k, busybox_tar, ref)
     denied = k("push", ref, check=False)
     assert denied.returncode != 0 and f"kobako login {server.addr}" in denied.err
     wrong = k("login", server.addr, "-u", "alice", "--password-stdin", input=b"nope\n", check=False)
@@ -58,17 +58,17 @@ def test_htpasswd_login_push_pull_logout(servers: Callable[..., Server], kobako_
 
 
 def test_anonymous_read(
-    servers: Callable[..., Server], kobako_factory, rootfs_tar: Path, htpasswd: Path
+    servers: Callable[..., Server], kobako_factory, busybox_tar: Path, htpasswd: Path
 ) -> None:  # type: ignore[no-untyped-def]
     server = servers("--htpasswd", str(htpasswd), "--anonymous-read")
     k = kobako_factory("k")
     ref = f"{server.addr}/pub/bb:1"
-    _image(k, rootfs_tar, ref)
+    _image(k, busybox_tar, ref)
     k("login", server.addr, "-u", "alice", "-p", "wonderland")
     k("push", ref)
     anonymous = kobako_factory("anon")
     anonymous("pull", ref)
-    _image(anonymous, rootfs_tar, f"{server.addr}/pub/bb:2")
+    _image(anonymous, busybox_tar, f"{server.addr}/pub/bb:2")
     assert anonymous("push", f"{server.addr}/pub/bb:2", check=False).returncode != 0
 
 
@@ -161,11 +161,11 @@ def token_registry(tmp_path: Path) -> Iterator[TokenRegistry]:
         app.inner.uploads.close()
 
 
-def test_token_server_flow(token_registry: TokenRegistry, kobako_factory, rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+def test_token_server_flow(token_registry: TokenRegistry, kobako_factory, busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]
     addr = f"127.0.0.1:{token_registry.port}"
     k = kobako_factory("k")
     ref = f"{addr}/team/bb:1"
-    _image(k, rootfs_tar, ref)
+    _image(k, busybox_tar, ref)
     denied = k("push", ref, check=False)
     assert denied.returncode != 0 and "token server refused" in denied.err
     assert k("login", addr, "-u", "bob", "-p", "wrong", check=False).returncode != 0
@@ -194,13 +194,13 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_tls_self_signed(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path,
+def test_tls_self_signed(servers: Callable[..., Server], kobako_factory, busybox_tar: Path,
                          certificate: tuple[Path, Path]) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     cert, key = certificate
     server = servers("--tls-cert", str(cert), "--tls-key", str(key))
     k = kobako_factory("k")
     ref = f"{server.addr}/tls/bb:1"
-    _image(k, rootfs_tar, ref)
+    _image(k, busybox_tar, ref)
     k("push", ref)  # loopback is insecure by default (Docker's rule): HTTPS without verification
     strict = k.root / "registries.toml"
     strict.write_text(f'[registries."{server.addr}"]\ninsecure = false\n')

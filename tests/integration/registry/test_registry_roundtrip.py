@@ -16,9 +16,9 @@ from _regserver import Kobako, Server
 pytestmark = [pytest.mark.root]
 
 
-def imported(k: Kobako, rootfs_tar: Path, name: str) -> tuple[str, str]:
+def imported(k: Kobako, busybox_tar: Path, name: str) -> tuple[str, str]:
     """(image ID, manifest digest) of the busybox rootfs imported as ``name``."""
-    image_id = k("import", str(rootfs_tar), name).out.strip()
+    image_id = k("import", str(busybox_tar), name).out.strip()
     svc = k.service()
     try:
         return image_id, svc.resolve(name).manifest_digest
@@ -36,11 +36,11 @@ def recorded(k: Kobako, name: str) -> tuple[str, str, list[str]]:
         svc.close()
 
 
-def test_push_pull_round_trip(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+def test_push_pull_round_trip(servers: Callable[..., Server], kobako_factory, busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]
     server = servers()
     ref = f"{server.addr}/test/busybox:1"
     src, dst = kobako_factory("src"), kobako_factory("dst")
-    image_id, manifest_digest = imported(src, rootfs_tar, ref)
+    image_id, manifest_digest = imported(src, busybox_tar, ref)
     out = src("push", ref).out
     assert f"1: digest: {manifest_digest} size: " in out
     served = httpx.get(f"http://{server.addr}/v2/test/busybox/manifests/1",
@@ -59,10 +59,10 @@ def test_push_pull_round_trip(servers: Callable[..., Server], kobako_factory, ro
     assert catalog == {"repositories": ["test/busybox"]}
 
 
-def test_interrupted_pull_resumes(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_pull_resumes(servers: Callable[..., Server], kobako_factory, busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]
     server = servers()
     src = kobako_factory("src")
-    _image_id, manifest_digest = imported(src, rootfs_tar, f"{server.addr}/bb:1")
+    _image_id, manifest_digest = imported(src, busybox_tar, f"{server.addr}/bb:1")
     src("push", f"{server.addr}/bb:1")
     proxy = CuttingProxy(server.port, cut_after=700_000)
     try:
@@ -79,10 +79,10 @@ def test_interrupted_pull_resumes(servers: Callable[..., Server], kobako_factory
 
 
 def test_killed_pull_resumes_in_a_later_process(servers: Callable[..., Server], kobako_factory,
-                                                rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+                                                busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     server = servers()
     src = kobako_factory("src")
-    imported(src, rootfs_tar, f"{server.addr}/bb:1")
+    imported(src, busybox_tar, f"{server.addr}/bb:1")
     src("push", f"{server.addr}/bb:1")
     proxy = CuttingProxy(server.port, cut_after=150_000, cut_once=False)  # every connection dies
     try:
@@ -105,10 +105,10 @@ def test_killed_pull_resumes_in_a_later_process(servers: Callable[..., Server], 
         proxy.close()
 
 
-def test_corrupted_blob_refused(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupted_blob_refused(servers: Callable[..., Server], kobako_factory, busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]
     server = servers()
     src = kobako_factory("src")
-    imported(src, rootfs_tar, f"{server.addr}/bb:1")
+    imported(src, busybox_tar, f"{server.addr}/bb:1")
     src("push", f"{server.addr}/bb:1")
     layer = recorded(src, f"{server.addr}/bb:1")[2][0]
     blob = server.root / "content" / "blobs" / "sha256" / layer.split(":")[1]
@@ -152,10 +152,10 @@ def test_upload_survives_server_restart(servers: Callable[..., Server], tmp_path
         assert c.get(f"{base}/v2/up/blobs/{digest}").content == data
 
 
-def test_registry_gc_cli(servers: Callable[..., Server], kobako_factory, rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+def test_registry_gc_cli(servers: Callable[..., Server], kobako_factory, busybox_tar: Path) -> None:  # type: ignore[no-untyped-def]
     server = servers()
     src = kobako_factory("src")
-    _image_id, manifest_digest = imported(src, rootfs_tar, f"{server.addr}/bb:1")
+    _image_id, manifest_digest = imported(src, busybox_tar, f"{server.addr}/bb:1")
     src("push", f"{server.addr}/bb:1")
     r = httpx.delete(f"http://{server.addr}/v2/bb/manifests/{manifest_digest}")
     assert r.status_code == 202
@@ -188,11 +188,11 @@ def _closed_port() -> int:
 
 
 def test_manifest_json_is_served_as_pushed(
-    servers: Callable[..., Server], kobako_factory, rootfs_tar: Path
+    servers: Callable[..., Server], kobako_factory, busybox_tar: Path
 ) -> None:  # type: ignore[no-untyped-def]
     server = servers()
     src = kobako_factory("src")
-    imported(src, rootfs_tar, f"{server.addr}/bb:1")
+    imported(src, busybox_tar, f"{server.addr}/bb:1")
     src("push", f"{server.addr}/bb:1")
     svc = src.service()
     try:
