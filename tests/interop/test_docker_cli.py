@@ -12,47 +12,26 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kobako.testing.api_service import ApiService
+
 KOBAKO = str(Path(sys.executable).parent / "kobako")
 DOCKER = shutil.which("docker")
 pytestmark = [pytest.mark.root, pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
 
 
-class Service:
+class Service(ApiService):
     def __init__(self, base: Path, rootfs: Path) -> None:
-        self.base = base
-        self.root = base / "root"
-        self.sock = base / "docker.sock"
-        self.env = {**os.environ, "KOBAKO_ROOT": str(self.root)}
-        archive = base / "busybox.tar"
-        with tarfile.open(archive, "w") as tar:
-            tar.add(str(rootfs), arcname=".")
-        subprocess.run(
-            [KOBAKO, "import", str(archive), "busybox"], env=self.env, check=True, capture_output=True
-        )
-        self.log = open(base / "service.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([KOBAKO, "system", "service", f"unix://{self.sock}"], env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)  # fmt: skip
+        super().__init__(base, rootfs)
         (base / "docker-config").mkdir()
         self.docker_env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
                            "DOCKER_CONFIG": str(base / "docker-config")}  # fmt: skip
         self.docker_env.pop("DOCKER_CONTEXT", None)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(str(self.sock))
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((base / "service.log").read_text()) from None
-                time.sleep(0.02)
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60, input: bytes | None = None,
                  env: dict | None = None) -> subprocess.CompletedProcess:  # fmt: skip
@@ -70,17 +49,10 @@ class Service:
         return subprocess.run(["script", "-qec", line, "/dev/null"], env=self.docker_env, capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
 
-    def kobako(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [KOBAKO, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
-        )
-
     def stop(self) -> list[str]:
         for cid in self.kobako("ps", "-aq", "--no-trunc").stdout.split():
             self.kobako("rm", "-f", cid)
-        self.proc.terminate()
-        self.proc.wait(15)
-        self.log.close()
+        self.terminate()
         return _leftovers(self.root)
 
 

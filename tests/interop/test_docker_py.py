@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kobako.testing.api_service import ApiService
+
 docker = pytest.importorskip("docker", reason="docker-py is not installed (pip install docker)")
 KOBAKO = str(Path(sys.executable).parent / "kobako")
 pytestmark = pytest.mark.root
 
 
-class Service:
+class Service(ApiService):
     def __init__(self, base: Path, rootfs: Path) -> None:
-        self.base = base
-        self.root = base / "root"
-        self.sock = base / "docker.sock"
-        self.env = {**os.environ, "KOBAKO_ROOT": str(self.root)}
-        archive = base / "busybox.tar"
-        with tarfile.open(archive, "w") as tar:
-            tar.add(str(rootfs), arcname=".")
-        subprocess.run(
-            [KOBAKO, "import", str(archive), "busybox"], env=self.env, check=True, capture_output=True
-        )
-        self.log = open(base / "service.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([KOBAKO, "system", "service", f"unix://{self.sock}"], env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)  # fmt: skip
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(str(self.sock))
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((base / "service.log").read_text()) from None
-                time.sleep(0.02)
+        super().__init__(base, rootfs)
         self.client = docker.DockerClient(base_url=f"unix://{self.sock}", timeout=60)
 
     def remove_all(self) -> None:
@@ -52,11 +30,8 @@ class Service:
     def stop(self) -> list[str]:
         self.remove_all()
         self.client.close()
-        self.proc.terminate()
-        self.proc.wait(15)
-        self.log.close()
-        with open("/proc/self/mountinfo") as f:
-            return [line.split()[4] for line in f if line.split()[4].startswith(str(self.root))]
+        self.terminate()
+        return self.mounts_left()
 
 
 @pytest.fixture(scope="module")
