@@ -5,10 +5,13 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3.13 /usr/bin/python3.12 /usr/bi
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The launchers' start-up caches (kobako.startupcache) hold compiled sources: rebuilt when one changes.
+STARTUP := $(VENV)/share/kobako/.built
+SOURCES := $(shell find src/kobako -name '*.py')
 
 .PHONY: install apt demo test test-fast bench lint format clean
 
-install: apt $(STAMP)
+install: apt $(STAMP) $(STARTUP)
 
 apt:
 	@missing=$$(grep -v '^#' scripts/apt-packages.txt | xargs dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' 2>/dev/null \
@@ -24,6 +27,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python scripts/write_launchers.py
 	$(BIN)/python -m compileall -q src
+	@touch $@
+
+$(STARTUP): $(STAMP) $(SOURCES) scripts/write_launchers.py
+	$(BIN)/python scripts/write_launchers.py
 	@touch $@
 
 demo: install
