@@ -25,6 +25,7 @@ class CreateOptions:
         no_new_keyring: bool = False,
         preserve_fds: int = 0,
         detach: bool = True,
+        start_at_once: bool = False,
     ) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
@@ -34,6 +35,10 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.detach = detach
+        # `run` in the foreground: the fifo's reading end is opened before the init reaches the barrier,
+        # so it passes at once instead of waiting for start; start.release() then takes ``fifo_reader``.
+        self.start_at_once = start_at_once
+        self.fifo_reader = -1
         self.loaded: tuple[str, dict, bytes] | None = None  # load_bundle() already done by the caller
 
 
@@ -52,6 +57,8 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
         os.chmod(sd.fifo, 0o622)  # past the umask: a user-namespaced init writes it as "other"
         # Opened here and inherited: the init may not be able to walk to the state dir (user namespaces).
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+        if opts.start_at_once:
+            opts.fifo_reader = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         linux = spec.get("linux", {})
         requested = namespaces.by_type(linux.get("namespaces", []))
         console_fd = opts.console_fd
@@ -102,6 +109,9 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
             write_pid_file(opts.pid_file, init_pid)
         return st
     except BaseException as exc:
+        if opts.fifo_reader >= 0:
+            os.close(opts.fifo_reader)
+            opts.fifo_reader = -1
         _undo(sd, made[0] if made else None, init_pid, exc)
         raise
 

@@ -19,6 +19,7 @@ def run(root: str, container_id: str, opts: CreateOptions) -> int:
         return 0
     # The init is our grandchild; as a subreaper we inherit it when the intermediate exits, and can wait.
     sc.linux.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    opts.start_at_once = True
     relay = None
     if _wants_tty(opts):
         from kobako.runtime.lifecycle.ttyrelay import TtyRelay
@@ -32,7 +33,7 @@ def run(root: str, container_id: str, opts: CreateOptions) -> int:
             relay.close_container_end()
     try:
         forward_to(st.pid)
-        release(StateDir(root, container_id), st)
+        release(StateDir(root, container_id), st, opts.fifo_reader)
         if relay is not None:
             relay.run()
         code = wait_exit_code(st.pid)

@@ -19,11 +19,12 @@ def start(root: str, container_id: str) -> State:
     return st
 
 
-def release(sd: StateDir, st: State) -> None:
-    """Open the fifo for reading: the init's blocked open returns and it writes one byte, then execs."""
+def release(sd: StateDir, st: State, reader: int = -1) -> None:
+    """Open the fifo for reading: the init's blocked open returns and it writes one byte, then execs.
+    ``reader``: the fifo's reading end, already open (then the init did not block; see `run`)."""
     import select
 
-    fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = reader if reader >= 0 else os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
