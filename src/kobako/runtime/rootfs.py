@@ -96,8 +96,10 @@ class RootfsBuilder:
         rootfs: str,
         syscalls: sc.LinuxSyscalls = sc.linux,
         before_cgroup_mount: Callable[[], None] | None = None,
+        before_devices: Callable[[], None] | None = None,
     ) -> None:
         self.before_cgroup_mount = before_cgroup_mount
+        self.before_devices = before_devices  # device nodes need the devices cgroup's final rules
         self.spec = spec
         self.linux = spec.get("linux", {})
         self.rootfs = rootfs
@@ -118,6 +120,8 @@ class RootfsBuilder:
             self.mount_one(m)
             if m["destination"] == "/dev" and m.get("type") != "bind" and "bind" not in m.get("options", ()):
                 dev_is_tmpfs = True
+        if self.before_devices is not None:
+            self.before_devices()
         if dev_is_tmpfs or not any(m["destination"] == "/dev" for m in self.spec.get("mounts", [])):
             self.create_devices(default=True)
         else:

@@ -97,7 +97,13 @@ def create(root: str, container_id: str, opts: CreateOptions) -> State:
 
         try:
             init_pid = bootstrap.spawn(
-                cfg, requested, lambda: _make_cgroup(linux, container_id), cfg.state, made, record
+                cfg,
+                requested,
+                lambda: _make_cgroup(linux, container_id),
+                lambda cgroup: _limit_cgroup(cgroup, linux),
+                cfg.state,
+                made,
+                record,
             )
         except ChildError as exc:
             raise InvalidArgument(f"container init failed: {exc}") from None
@@ -147,14 +153,17 @@ def _make_cgroup(linux: dict, container_id: str) -> object | None:
 
     mgr = new_manager(linux.get("cgroupsPath") or None, container_id)
     mgr.create()
+    return mgr
+
+
+def _limit_cgroup(mgr: object, linux: dict) -> None:
     from kobako.runtime.devices import cgroup_rules
 
     resources = dict(linux.get("resources") or {})
     if resources.get("devices") or linux.get("devices"):
         resources["devices"] = cgroup_rules(linux)
     if resources:
-        mgr.apply(resources)
-    return mgr
+        mgr.apply(resources)  # type: ignore[attr-defined]
 
 
 def _connect(path: str) -> int:

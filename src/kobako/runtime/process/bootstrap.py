@@ -1,8 +1,9 @@
 """The fork chain that makes a container: parent → intermediate → init.
 
-- parent (the CLI): forks first, then makes the cgroup and applies its limits while the intermediate
-  already unshares namespaces and imports the init's modules (two cores, two processes); writes the
-  user-namespace id maps; learns the init's PID; runs createRuntime hooks.
+- parent (the CLI): forks first, then makes the cgroup (announced at once, so the child can join it)
+  and writes its limits while the intermediate already unshares namespaces and builds the rootfs
+  (two cores, two processes); writes the user-namespace id maps; learns the init's PID; runs
+  createRuntime hooks. The init waits for LIMITED before it reports READY: no user code runs unlimited.
 - intermediate: moves itself into the cgroup as soon as it exists (a single-threaded process moving
   itself skips the cgroup v1 lock whose first taker waits out an RCU grace period, 5-15 ms; a parent
   writing the child's PID would pay it), makes the user namespace (maps come from the parent, which
@@ -23,6 +24,7 @@ from kobako.runtime.process.channel import (
     CGROUP,
     GO,
     HOOKS,
+    LIMITED,
     MAPPED,
     PID,
     READY,
@@ -43,6 +45,7 @@ def spawn(
     cfg: InitConfig,
     requested: dict[str, str],
     make_cgroup: Callable[[], object | None],
+    limit_cgroup: Callable[[object], None],
     hook_state: dict,
     made: list[object],
     on_init: Callable[[int], None],
@@ -50,7 +53,8 @@ def spawn(
     """Start the chain; return the init's PID once it is READY (waiting on the exec fifo).
 
     ``make_cgroup`` runs in the parent after the fork; what it returns is appended to ``made`` at once,
-    so the caller can clean it up whatever fails later. ``on_init(pid)`` runs as soon as the init's PID
+    so the caller can clean it up whatever fails later; ``limit_cgroup(cgroup)`` writes its limits
+    once the child knows where to go. ``on_init(pid)`` runs as soon as the init's PID
     is known (the caller records its state while the init works).
     """
     direct = _can_fork_init_directly(requested)
@@ -75,15 +79,14 @@ def spawn(
         cgroup = make_cgroup()
         if cgroup is not None:
             made.append(cgroup)
-        try:
-            parent.send(CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
-        except BrokenPipeError:
-            parent.expect(READY)  # the child failed first: raise with the message it left for us
-            raise
+        _tell(parent, CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
         if "user" in requested and not requested["user"]:
             parent.expect(USERNS)
             write_id_maps(intermediate, cfg.spec["linux"])
             parent.send(MAPPED)
+        if cgroup is not None:
+            limit_cgroup(cgroup)
+        _tell(parent, LIMITED)
         hooks = cfg.spec.get("hooks", {})
         runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
         first = HOOKS if runtime_hooks else READY
@@ -116,6 +119,14 @@ def spawn(
         raise
     finally:
         parent.close()
+
+
+def _tell(parent: Channel, kind: str, payload: str = "") -> None:
+    try:
+        parent.send(kind, payload)
+    except BrokenPipeError:
+        parent.expect(READY)  # the child failed first: raise with the message it left for us
+        raise
 
 
 def _can_fork_init_directly(requested: dict[str, str]) -> bool:

@@ -1,7 +1,7 @@
 """The container's init: runs in the new namespaces and ends in execve of the user's process.
 
 Steps, in order (each needs the one before):
- 1. oom_score_adj, rootfs mounts and /dev            (still sees the host paths)
+ 1. oom_score_adj, rootfs mounts, then /dev once the parent wrote the cgroup limits (host paths)
  2. createRuntime hooks (run by the parent), then createContainer hooks (here)
  3. pivot_root into the rootfs
  4. hostname, domainname, sysctls                    (before /proc/sys is made read-only)
@@ -21,7 +21,7 @@ import os
 from kobako.runtime import hooks as hooks_mod
 from kobako.runtime import rlimits
 from kobako.runtime import syscalls as sc
-from kobako.runtime.process.channel import HOOKS, READY, Channel
+from kobako.runtime.process.channel import HOOKS, LIMITED, READY, Channel
 from kobako.runtime.process.config import InitConfig
 from kobako.runtime.rootfs import RootfsBuilder
 from kobako.runtime.signals import forward_to
@@ -54,13 +54,24 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
             step()
             builder.cgroup_path = cfg.cgroup_path
 
-    builder = RootfsBuilder(spec, cfg.rootfs, before_cgroup_mount=joined)
+    limited = False
+
+    def wait_for_limits() -> None:
+        # The parent writes the cgroup's limits while we mount; the devices rules (deny all, then the
+        # allow list) must be complete before mknod, and everything before the user's process runs.
+        nonlocal limited
+        if not limited:
+            chan.expect(LIMITED)
+            limited = True
+
+    builder = RootfsBuilder(spec, cfg.rootfs, before_cgroup_mount=joined, before_devices=wait_for_limits)
     builder.cgroup_path = cfg.cgroup_path
     if cfg.new_mount_ns:
         builder.prepare()
     joined()
     if hooks.get("prestart") or hooks.get("createRuntime"):
         chan.send(HOOKS)
+        wait_for_limits()  # the parent writes the limits before it runs these hooks
         chan.expect("go")
     hooks_mod.run("createContainer", hooks.get("createContainer", []), cfg.state)
     if cfg.new_mount_ns:
@@ -92,6 +103,7 @@ def container_init(cfg: InitConfig, chan: Channel) -> None:
         except OSError:
             pass
 
+    wait_for_limits()
     chan.send(READY)
     chan.close()
     if fifo_fd >= 0:
