@@ -26,6 +26,9 @@ try:
     class _CU32(_ctypes._SimpleCData):
         _type_ = "I"
 
+    class _CU64(_ctypes._SimpleCData):
+        _type_ = "Q"
+
     _FLAGS = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
 
     class _IntFunc(_ctypes.CFuncPtr):
@@ -42,12 +45,14 @@ try:
         _handle = _ctypes.dlopen(None, 2)  # RTLD_NOW
 
     get_errno = _ctypes.get_errno
-    _array_types: dict[int, type] = {}
+    _array_types: dict[tuple[type, int], type] = {}
 
-    def _u32_array_type(n: int) -> type:
-        kind = _array_types.get(n)
+    def _array_type(item: type, n: int) -> type:
+        kind = _array_types.get((item, n))
         if kind is None:
-            kind = _array_types[n] = type(f"u32x{n}", (_ctypes.Array,), {"_type_": _CU32, "_length_": n})
+            kind = _array_types[(item, n)] = type(
+                f"{item.__name__}x{n}", (_ctypes.Array,), {"_type_": item, "_length_": n}
+            )
         return kind
 
 except (ImportError, AttributeError):  # pragma: no cover - not CPython
@@ -70,8 +75,10 @@ except (ImportError, AttributeError):  # pragma: no cover - not CPython
 
     get_errno = ctypes.get_errno
 
-    def _u32_array_type(n: int) -> type:  # type: ignore[misc]
-        return ctypes.c_uint32 * n
+    _CU32, _CU64 = ctypes.c_uint32, ctypes.c_uint64  # type: ignore[misc,assignment]
+
+    def _array_type(item: type, n: int) -> type:  # type: ignore[misc]
+        return item * n
 
 
 _int_funcs: dict[str, object] = {}
@@ -109,4 +116,9 @@ def ulong(value: int) -> object:
 
 def u32_array(values: list[int]) -> object:
     """A ``uint32_t[]`` buffer passed by pointer; read it back with ``list(buffer)``."""
-    return _u32_array_type(len(values))(*values)
+    return _array_type(_CU32, len(values))(*values)
+
+
+def u64_array(values: list[int]) -> object:
+    """A ``uint64_t[]`` buffer passed by pointer (e.g. ``struct rlimit``); read it back with ``list()``."""
+    return _array_type(_CU64, len(values))(*values)

@@ -22,8 +22,7 @@ _CREATE = [
     "kobako.runtime.security.seccomp",
     "kobako.libc",
     "kobako.cgroups",
-    "resource",  # C extensions imported lazily on the way: rlimits, the start handshake
-    "select",
+    "select",  # a C extension imported lazily on the way: the start handshake
 ]
 
 

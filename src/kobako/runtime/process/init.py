@@ -146,8 +146,6 @@ def preload(proc: dict, seccomp: dict | None, needs_subprocess: bool) -> None:
     from kobako.runtime.security import preload as preload_security
 
     preload_security(seccomp=bool(seccomp))
-    if proc.get("rlimits"):
-        import resource  # noqa: F401
     if proc.get("terminal"):
         import socket  # noqa: F401
         import termios  # noqa: F401
