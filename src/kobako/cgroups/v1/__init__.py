@@ -6,6 +6,7 @@ import os
 
 from kobako.cgroups.base import (
     DEFAULT_ROOT,
+    join_files,
     mkdirs,
     own_cgroups,
     read_file,
@@ -83,12 +84,18 @@ class V1Manager:
         A thread moving itself through the v1 ``tasks`` file skips the global cgroup lock whose first write
         waits out an RCU grace period (~10 ms): the cheapest way into a cgroup. add_task() pays that wait.
         """
+        join_files(self.join_files())
+
+    def join_files(self) -> list[str]:
+        """The files join() writes "0" to (a forked child can do it knowing only these)."""
         unified = self.dirs.get("")
+        files = []
         for directory in self._unique:
             if directory != unified:
-                write_file(directory, "tasks", "0")
+                files.append(directory + "/tasks")
             elif os.path.isdir(directory):
-                write_file(directory, "cgroup.procs", "0")  # cgroup2 has no such shortcut between cgroups
+                files.append(directory + "/cgroup.procs")  # cgroup2 has no such shortcut between cgroups
+        return files
 
     def pids(self) -> list[int]:
         return read_procs(self._primary())

@@ -6,6 +6,7 @@ import os
 
 from kobako.cgroups.base import (
     DEFAULT_ROOT,
+    join_files,
     mkdirs,
     own_cgroups,
     read_file,
@@ -65,7 +66,11 @@ class V2Manager:
 
     def join(self) -> None:
         """Move the calling process in (the same cost as add_task on v2)."""
-        write_file(self.dir, "cgroup.procs", "0")
+        join_files(self.join_files())
+
+    def join_files(self) -> list[str]:
+        """The files join() writes "0" to (a forked child can do it knowing only these)."""
+        return [self.dir + "/cgroup.procs"]
 
     def pids(self) -> list[int]:
         return read_procs(self.dir)

@@ -79,7 +79,8 @@ def spawn(
         cgroup = make_cgroup()
         if cgroup is not None:
             made.append(cgroup)
-        _tell(parent, CGROUP, cgroup.path if cgroup is not None else "")  # type: ignore[attr-defined]
+        joining = [cgroup.path, *cgroup.join_files()] if cgroup is not None else [""]  # type: ignore[attr-defined]
+        _tell(parent, CGROUP, "\0".join(joining))
         if "user" in requested and not requested["user"]:
             parent.expect(USERNS)
             write_id_maps(intermediate, cfg.spec["linux"])
@@ -177,7 +178,6 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
     """In the forked child: import the init's modules, join the cgroup, make and join namespaces."""
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may open /proc/<us>/exe
     # While the parent makes the cgroup: import what the init needs (a later fork inherits them).
-    from kobako.cgroups import new_manager
     from kobako.runtime.process.init import check_process, preload
 
     spec = cfg.spec
@@ -188,14 +188,12 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
         bool(hooks.get("startContainer") or hooks.get("createContainer")),
     )
     check_process(spec["process"])
-    # The same resolution as the parent's, so joining is only the writes once the cgroup exists.
-    expected = new_manager(spec.get("linux", {}).get("cgroupsPath") or None, cfg.state["id"])
     new_user = "user" in requested and not requested["user"]
     # Joining the cgroup needs the host's view of cgroupfs and host-root credentials: before a user
     # namespace or a foreign mount namespace; otherwise it overlaps with the (slow) unshare below.
     early_cgroup = new_user or bool(requested.get("mount"))
     if early_cgroup:
-        cfg.cgroup_path = _join_cgroup(chan, expected)
+        cfg.cgroup_path = _join_cgroup(chan)
     if new_user:
         sc.linux.unshare(sc.CLONE_NEWUSER)
         chan.send(USERNS)
@@ -210,7 +208,7 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
     new_cgroupns = "cgroup" in requested and not requested["cgroup"]
 
     def join_cgroup() -> None:
-        cfg.cgroup_path = _join_cgroup(chan, expected)
+        cfg.cgroup_path = _join_cgroup(chan)
         if new_cgroupns:
             sc.linux.unshare(sc.CLONE_NEWCGROUP)
 
@@ -246,13 +244,13 @@ def _run_init(cfg: InitConfig, chan: Channel) -> None:
     os._exit(1)
 
 
-def _join_cgroup(chan: Channel, expected: object) -> str:
-    path = chan.expect(CGROUP)
-    if path:
-        from kobako.cgroups import load_manager
+def _join_cgroup(chan: Channel) -> str:
+    """Move in with the files the parent named (no mountinfo to read here); return the cgroup path."""
+    path, *files = chan.expect(CGROUP).split("\0")
+    if files:
+        from kobako.cgroups.base import join_files
 
-        manager = expected if expected.path == path else load_manager(path)  # type: ignore[attr-defined]
-        manager.join()  # type: ignore[attr-defined]
+        join_files(files)
     return path
 
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 USERNS = "userns"  # child → parent: user namespace made, write my id maps
 MAPPED = "mapped"  # parent → child: maps written
 GO = "go"  # parent → init: createRuntime hooks done, carry on
-CGROUP = "cgroup"  # parent → intermediate: the cgroup exists (payload: its path, "" for none); join it
+CGROUP = "cgroup"  # parent → intermediate: the cgroup exists (payload: its path, then NUL-separated the
+#                   files to write "0" to; "" for none): join it
 LIMITED = "limited"  # parent → init: the cgroup's limits are written (the init waits for it before READY)
 PID = "pid"  # intermediate → parent: the container init's PID (host view)
 HOOKS = "hooks"  # init → parent: namespaces ready, run createRuntime hooks
