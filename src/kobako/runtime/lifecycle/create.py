@@ -136,8 +136,8 @@ def _precheck(spec: dict, opts: CreateOptions, root: str) -> None:
     proc = spec["process"]
     if proc.get("terminal") and opts.console_fd < 0 and not opts.console_socket and opts.detach:
         raise InvalidArgument("process.terminal is true: a detached container needs --console-socket")
-    # rlimits and capability names are checked by the forked child (init.check_process), in parallel
-    # with the cgroup set-up here; their errors fail `create` just the same.
+    # rlimits and capability names are checked after the fork (bootstrap.spawn, init.check_process) while
+    # the child builds the rootfs; their errors fail `create` just the same.
     if spec.get("linux", {}).get("seccomp"):
         from kobako.runtime.security import seccomp
 

@@ -2,8 +2,8 @@
 
 - parent (the CLI): forks first, then makes the cgroup (announced at once, so the child can join it)
   and writes its limits while the intermediate already unshares namespaces and builds the rootfs
-  (two cores, two processes); writes the user-namespace id maps; learns the init's PID; runs
-  createRuntime hooks. The init waits for LIMITED before it reports READY: no user code runs unlimited.
+  (two cores, two processes); writes the user-namespace id maps; checks rlimits and capability
+  names meanwhile; learns the init's PID; runs createRuntime hooks. The init waits for LIMITED before it reports READY: no user code runs unlimited.
 - intermediate: moves itself into the cgroup as soon as it exists (a single-threaded process moving
   itself skips the cgroup v1 lock whose first taker waits out an RCU grace period, 5-15 ms; a parent
   writing the child's PID would pay it), makes the user namespace (maps come from the parent, which
@@ -88,6 +88,11 @@ def spawn(
         if cgroup is not None:
             limit_cgroup(cgroup)
         _tell(parent, LIMITED)
+        # While the child builds the rootfs: rlimits against the host's hard limits, capability names.
+        # A bad one fails `create` as before (the child is killed below).
+        from kobako.runtime.process.init import check_process
+
+        check_process(cfg.spec["process"])
         hooks = cfg.spec.get("hooks", {})
         runtime_hooks = bool(hooks.get("prestart") or hooks.get("createRuntime"))
         first = HOOKS if runtime_hooks else READY
@@ -178,7 +183,7 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
     """In the forked child: import the init's modules, join the cgroup, make and join namespaces."""
     sc.linux.prctl(sc.PR_SET_DUMPABLE, 0)  # nothing in the container may open /proc/<us>/exe
     # While the parent makes the cgroup: import what the init needs (a later fork inherits them).
-    from kobako.runtime.process.init import check_process, preload
+    from kobako.runtime.process.init import preload
 
     spec = cfg.spec
     hooks = spec.get("hooks", {})
@@ -187,7 +192,6 @@ def _enter_namespaces(cfg: InitConfig, requested: dict[str, str], chan: Channel,
         spec.get("linux", {}).get("seccomp"),
         bool(hooks.get("startContainer") or hooks.get("createContainer")),
     )
-    check_process(spec["process"])
     new_user = "user" in requested and not requested["user"]
     # Joining the cgroup needs the host's view of cgroupfs and host-root credentials: before a user
     # namespace or a foreign mount namespace; otherwise it overlaps with the (slow) unshare below.
