@@ -7,7 +7,8 @@ the same process), next to the cost of loading pyroute2's messages alone.
 Throughput (iperf3 when installed, else a Python socket stream): container → container through a
 kobako bridge with kobako's nftables rules loaded (br_netfilter on this host sends bridged traffic through
 them), a host → container published port (DNAT), against the peer: a plain veth pair between two
-namespaces with no bridge and no rules.
+namespaces with no bridge and no rules. Everything is set up once, then each path is sampled in turn for
+``--tput-rounds`` rounds: medians, and the median of the per-round ratios to the peer.
 
 Published port against podman (``--podman-rounds``, 0 skips it): busybox ``httpd`` serving a file made with
 ``dd`` in the container, published on 127.0.0.1 by ``kobako run -p`` and by ``podman run -p`` (runc, isolated
@@ -15,7 +16,7 @@ storage, CNI with its network config, IPAM data dir and the CNI cache in a tempo
 run with ``nsenter --net`` in one more namespace made here; a Python client in that namespace fetches the
 file from each published port in turn (alternating rounds, median MB/s). Everything is removed at the end.
 
-    sudo .venv/bin/python benchmarks/network.py [--seconds 3] [--rounds 20] [--podman-rounds 5]
+    sudo .venv/bin/python benchmarks/network.py [--seconds 2] [--rounds 20] [--tput-rounds 5] [--podman-rounds 5]
         [--size-mb 256] [--fetches 3] [--only-podman]
 """
 
@@ -189,7 +190,8 @@ def _py_stream(server_ns: str, ip: str, port: int, listen: int, seconds: float) 
     return total[0] * 8 / (time.perf_counter() - start) / 1e9
 
 
-def throughput(host: str, root: str, seconds: float) -> dict:
+def throughput(host: str, root: str, seconds: float, rounds: int) -> dict:
+    """Each path's Gbit/s over ``rounds`` alternating rounds (all set up once): {label: [samples]}."""
     a, b = os.urandom(32).hex(), os.urandom(32).hex()
 
     def setup() -> dict:
@@ -201,13 +203,6 @@ def throughput(host: str, root: str, seconds: float) -> dict:
         rb = svc.setup(b, "cli", ["tput"], [], None, [], [], [], [])
         return {"a": ra["netns_path"], "ip": ra["networks"]["tput"]["IPAddress"], "b": rb["netns_path"]}
 
-    s = in_child(host, setup)
-    plain = _plain_pair(seconds)
-    bare_bridge = _plain_bridge(seconds)
-    bridged = stream(s["a"], s["b"], s["ip"], 5201, seconds)
-    published = stream(s["a"], host, "127.0.0.1", 15201, seconds, listen=5201)
-    direct = stream(s["a"], host, s["ip"], 5201, seconds)
-
     def down() -> None:
         from kobako.engine.network.service import NetworkService
 
@@ -216,14 +211,36 @@ def throughput(host: str, root: str, seconds: float) -> dict:
         svc.teardown(b)
         svc.remove("tput")
 
-    in_child(host, down)
-    return {
-        "plain veth pair (peer, no bridge, no rules)": plain,
-        "two veths on a plain bridge (no kobako rules)": bare_bridge,
-        "container → container (kobako bridge + rules)": bridged,
-        "host → container address (routed)": direct,
-        "host 127.0.0.1:PORT → container (published, DNAT)": published,
-    }
+    pair, hub = _namespaces(2), _namespaces(3)
+    try:
+        p1, p2 = _plain_pair(pair)
+        c1, c2 = _plain_bridge(hub)
+        s = in_child(host, setup)
+        try:
+            paths = {
+                "plain veth pair (peer, no bridge, no rules)": lambda: stream(
+                    p2, p1, "10.212.0.2", 5201, seconds
+                ),
+                "two veths on a plain bridge (no kobako rules)": lambda: stream(
+                    c2, c1, "10.213.0.2", 5201, seconds
+                ),
+                "container → container (kobako bridge + rules)": lambda: stream(
+                    s["a"], s["b"], s["ip"], 5201, seconds
+                ),
+                "host → container address (routed)": lambda: stream(s["a"], host, s["ip"], 5201, seconds),
+                "host 127.0.0.1:PORT → container (published, DNAT)": lambda: stream(
+                    s["a"], host, "127.0.0.1", 15201, seconds, listen=5201
+                ),
+            }
+            samples: dict[str, list[float]] = {label: [] for label in paths}
+            for _ in range(rounds):
+                for label, measure in paths.items():
+                    samples[label].append(measure())
+            return samples
+        finally:
+            in_child(host, down)
+    finally:
+        _drop(pair + hub)
 
 
 def _namespaces(count: int) -> list[str]:
@@ -239,35 +256,27 @@ def _drop(names: list[str]) -> None:
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
-def _plain_pair(seconds: float) -> float:
+def _plain_pair(names: list[str]) -> tuple[str, str]:
     """The peer: two namespaces joined by one veth pair, nothing else."""
-    names = _namespaces(2)
     p1, p2 = (f"/run/netns/{n}" for n in names)
-    try:
-        sh("ip", "link", "add", "v1", "type", "veth", "peer", "name", "v2", "netns", p2, netns=p1)
-        for ns, dev, addr in ((p1, "v1", "10.212.0.1/24"), (p2, "v2", "10.212.0.2/24")):
-            sh("ip", "addr", "add", addr, "dev", dev, netns=ns)
-            sh("ip", "link", "set", dev, "up", netns=ns)
-        return stream(p2, p1, "10.212.0.2", 5201, seconds)
-    finally:
-        _drop(names)
+    sh("ip", "link", "add", "v1", "type", "veth", "peer", "name", "v2", "netns", p2, netns=p1)
+    for ns, dev, addr in ((p1, "v1", "10.212.0.1/24"), (p2, "v2", "10.212.0.2/24")):
+        sh("ip", "addr", "add", addr, "dev", dev, netns=ns)
+        sh("ip", "link", "set", dev, "up", netns=ns)
+    return p1, p2
 
 
-def _plain_bridge(seconds: float) -> float:
+def _plain_bridge(names: list[str]) -> tuple[str, str]:
     """Two namespaces on a bridge in a third, no nftables at all: what the bridge alone costs."""
-    names = _namespaces(3)
     hub, c1, c2 = (f"/run/netns/{n}" for n in names)
-    try:
-        sh("ip", "link", "add", "br0", "type", "bridge", netns=hub)
-        sh("ip", "link", "set", "br0", "up", netns=hub)
-        for i, ns in ((1, c1), (2, c2)):
-            sh("ip", "link", "add", f"h{i}", "type", "veth", "peer", "name", "eth0", "netns", ns, netns=hub)
-            sh("ip", "link", "set", f"h{i}", "master", "br0", "up", netns=hub)
-            sh("ip", "addr", "add", f"10.213.0.{i}/24", "dev", "eth0", netns=ns)
-            sh("ip", "link", "set", "eth0", "up", netns=ns)
-        return stream(c2, c1, "10.213.0.2", 5201, seconds)
-    finally:
-        _drop(names)
+    sh("ip", "link", "add", "br0", "type", "bridge", netns=hub)
+    sh("ip", "link", "set", "br0", "up", netns=hub)
+    for i, ns in ((1, c1), (2, c2)):
+        sh("ip", "link", "add", f"h{i}", "type", "veth", "peer", "name", "eth0", "netns", ns, netns=hub)
+        sh("ip", "link", "set", f"h{i}", "master", "br0", "up", netns=hub)
+        sh("ip", "addr", "add", f"10.213.0.{i}/24", "dev", "eth0", netns=ns)
+        sh("ip", "link", "set", "eth0", "up", netns=ns)
+    return c1, c2
 
 
 KOBAKO = os.path.join(os.path.dirname(PY), "kobako")
@@ -422,8 +431,9 @@ def published_vs_podman(rounds: int, size_mb: int, fetches: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput sample")
+    parser.add_argument("--rounds", type=int, default=20, help="setup-cost rounds")
+    parser.add_argument("--tput-rounds", type=int, default=5, help="alternating throughput rounds")
     parser.add_argument("--podman-rounds", type=int, default=5, help="published port vs podman; 0: skip")
     parser.add_argument("--size-mb", type=int, default=256, help="the file httpd serves")
     parser.add_argument("--fetches", type=int, default=3, help="GETs per engine per round")
@@ -444,7 +454,7 @@ def main() -> int:
     try:
         sh("ip", "link", "set", "lo", "up", netns=host)
         costs = setup_costs(host, root, args.rounds)
-        tput = throughput(host, root, args.seconds)
+        tput = throughput(host, root, args.seconds, args.tput_rounds)
     finally:
         netns_dir = os.path.join(root, "run", "netns")
         for entry in os.listdir(netns_dir) if os.path.isdir(netns_dir) else []:
@@ -456,11 +466,16 @@ def main() -> int:
     for label, value in costs.items():
         print(f"| {label} | {value * 1000:.1f} |")
     print(
-        f"\n| throughput ({tool}, {args.seconds:g} s, one TCP stream) | Gbit/s | ratio to peer |\n|---|---:|---:|"
+        f"\n| throughput ({tool}, one TCP stream, {args.seconds:g} s samples, {args.tput_rounds} alternating rounds)"
+        " | median Gbit/s | median of per-round ratios to the peer | ratio range |\n|---|---:|---:|---:|"
     )
     base = next(iter(tput.values()))
-    for label, value in tput.items():
-        print(f"| {label} | {value:.2f} | {value / base:.2f} |")
+    for label, values in tput.items():
+        ratios = [v / b for v, b in zip(values, base, strict=True)]
+        print(
+            f"| {label} | {statistics.median(values):.2f} | {statistics.median(ratios):.2f} "
+            f"| {min(ratios):.2f} to {max(ratios):.2f} |"
+        )
     if pub is not None:
         _print_pub(pub, args)
     return 0
