@@ -99,7 +99,7 @@ STEPS = {
     "kobako.runtime.lifecycle.delete": ["delete"],
     "kobako.runtime.rootfs": ["RootfsBuilder.prepare"],
     # networking (`--network --trace`): the engine side, then the library's steps
-    "kobako.engine.monitor_net": ["setup", "teardown", "preload"],
+    "kobako.engine.monitor_net": ["setup", "teardown", "open_service"],
     "kobako.engine.network.sandbox": ["setup", "teardown", "_attach", "_publish", "_refresh_hosts", "detach"],
     "kobako.engine.network.service": [
         "NetworkService.__init__",

@@ -150,10 +150,15 @@ def _create_and_start(argv: list[str], start: bool, prefork: object) -> int:
         code = attach_loop(sock, reader, pending, stdin=bool(opts.interactive), tty=bool(opts.tty),
                            takeover=record.auto_remove)  # fmt: skip
     except KobakoError as exc:
+        if record.auto_remove:
+            sock.close()
         _err(exc)
         return 125
     if record.auto_remove:
-        _remove_quietly(store, record, images)
+        try:
+            _remove_quietly(store, record, images, monitor=(sock, reader))
+        finally:
+            sock.close()
     return code
 
 
@@ -167,7 +172,8 @@ def _collect_garbage_again() -> None:
         gc.enable()
 
 
-def _remove_quietly(store: ContainerStore, record: ContainerRecord, images: object | None = None) -> None:
+def _remove_quietly(store: ContainerStore, record: ContainerRecord, images: object | None = None,
+                    monitor: tuple[object, object] | None = None) -> None:  # fmt: skip
     """Remove the container as `run` ends. ``images`` (the run's image service) is never closed, on purpose:
     the process exits right after, and a close would checkpoint the snapshot database (two fsyncs) and
     delete its WAL and shared-memory files (which the next open creates again), all on the critical path.
@@ -177,7 +183,7 @@ def _remove_quietly(store: ContainerStore, record: ContainerRecord, images: obje
     from kobako.engine import service
 
     try:
-        service.remove(store, record, volumes=True, force=True, images=images)
+        service.remove(store, record, volumes=True, force=True, images=images, monitor=monitor)
     except KobakoError as exc:
         _err(f"while removing {record.id[:12]}: {exc}")
 

@@ -16,7 +16,8 @@ def attach_loop(sock: socket.socket, reader: object, pending: list, stdin: bool,
                 takeover: bool = False) -> int:  # fmt: skip
     """Relay the container's output (and our stdin with -i) until EXIT; the container's exit code.
 
-    ``takeover`` (--rm): answer EXIT with TAKEOVER; the caller then removes the container.
+    ``takeover`` (--rm): answer EXIT with TAKEOVER; the caller then removes the container, and owns the
+    socket (the monitor reports NETDOWN on it when the network is torn down; see service.remove).
 
     Signals sent to us are forwarded to the container (docker's --sig-proxy); with -t the terminal is raw,
     so ^C travels as a byte, and window sizes follow SIGWINCH.
@@ -95,15 +96,16 @@ def attach_loop(sock: socket.socket, reader: object, pending: list, stdin: bool,
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, saved_tty)
-        sock.close()
+        if not takeover:
+            sock.close()
 
 
 def _exited(sock: socket.socket, code: int, takeover: bool) -> int:
     if takeover:
         from kobako.engine import attach
 
-        # The monitor still deletes the runtime state; removing the record meanwhile is safe (it waits for
-        # the monitor before the last step), so we go on at once.
+        # The monitor still tears the network down and deletes the runtime state; removing the rest
+        # meanwhile is safe (the removal waits for both before its last steps), so we go on at once.
         attach.send_all(sock, attach.frame(attach.TAKEOVER))
     return code
 

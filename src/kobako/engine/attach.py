@@ -4,8 +4,10 @@ A frame is ``type (1 byte) | length (4 bytes, big-endian) | payload``.
 
     monitor → client: STARTED (init pid), ERROR (exit code, space, message: the task did not start),
                       STDOUT, STDERR, EXIT (exit code, once the container is gone and, with --rm, removed)
+                      NETDOWN (after TAKEOVER: the container's network is torn down; payload: "" or the error)
     client → monitor: STDIN, STDIN_CLOSE (forward EOF), RESIZE ("rows cols" for a tty), SIGNAL (number),
-                      TAKEOVER (after EXIT of a --rm container: the client removes it, the monitor just ends)
+                      TAKEOVER (after EXIT of a --rm container: the client removes it while the monitor
+                      tears the network down, in parallel, and then ends)
 
 The socket is one end of a socketpair made by the CLI before it forks the monitor: the client is connected
 before the container exists, so no output can be missed and no socket path (length-limited to 108 bytes,
@@ -14,7 +16,7 @@ and racy to create) is needed. A client that goes away is simply dropped; the co
 
 from __future__ import annotations
 
-STDIN, STDOUT, STDERR, EXIT, STARTED, ERROR, STDIN_CLOSE, RESIZE, SIGNAL, TAKEOVER = range(10)
+STDIN, STDOUT, STDERR, EXIT, STARTED, ERROR, STDIN_CLOSE, RESIZE, SIGNAL, TAKEOVER, NETDOWN = range(11)
 _HEADER = 5
 
 

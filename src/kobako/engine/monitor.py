@@ -294,13 +294,15 @@ class Monitor(Streams):
             for sock in list(self.clients):
                 self.drop(sock)
             return
-        self.finish(code)
+        if self.finish(code):
+            return  # handed over, networked: the client deletes the runtime state meanwhile
         # Last, after the clients heard EXIT: removing the cgroup can wait out an RCU grace period on v1,
         # and the runtime state is only ours to delete (a new start waits until this monitor is gone).
         delete(self.root, self.rec.id, force=True)
 
-    def finish(self, code: int, error: bool = False) -> None:
-        """The task is over for good: unmount, record, remove if --rm, tell the clients, and end."""
+    def finish(self, code: int, error: bool = False) -> bool:
+        """The task is over for good: unmount, record, remove if --rm, tell the clients, and end. True if
+        a client took the removal over (see handed_over)."""
         from kobako.engine import service
 
         self.done = True
@@ -318,26 +320,39 @@ class Monitor(Streams):
         tasks.save(self.store, self.rec.id, self.st)
         if error:
             self.net_teardown()  # before ERROR: the client's removal must not race it
-            return
+            return False
         if self.rec.auto_remove:
             if not self.handed_over(code):
                 service.remove(self.store, self.rec, volumes=True)  # tears the network down too
-            self.broadcast(attach.EXIT, str(code).encode())
-            return  # handed over: the client's removal tears it down
+                self.broadcast(attach.EXIT, str(code).encode())
+                return False
+            if not self.networked:
+                return False  # we delete the runtime state while the client removes the rest
+            # Networked: we tear the network down while the client removes the rest, runtime state
+            # included (service.remove: it waits for NETDOWN, or for our end).
+            failed = self.net_teardown(lazy=True, record=False)
+            self.broadcast(attach.NETDOWN, failed.encode())
+            return True
         self.broadcast(attach.EXIT, str(code).encode())
         self.net_teardown()  # after EXIT, off the client's critical path (rm waits for this monitor)
+        return False
 
-    def net_teardown(self) -> None:
+    def net_teardown(self, lazy: bool | None = None, record: bool = True) -> str:
+        """Tear the network down; the error ("" if none), also kept in the task state when ``record``
+        (a --rm container handed over to its client has no record dir for long)."""
         if not self.net_ready:
-            return
+            return ""
         from kobako.engine import monitor_net
 
         self.net_ready = False
         try:
-            monitor_net.teardown(self.store, self.rec.id)
+            monitor_net.teardown(self.store, self.rec.id, lazy=lazy)
         except KobakoError as exc:
-            self.st.error = self.st.error or f"network teardown: {exc}"
-            tasks.save(self.store, self.rec.id, self.st)
+            if record:
+                self.st.error = self.st.error or f"network teardown: {exc}"
+                tasks.save(self.store, self.rec.id, self.st)
+            return str(exc)
+        return ""
 
     def handed_over(self, code: int) -> bool:
         """--rm with a client attached: offer it the removal (its image store is loaded and warm, ours is

@@ -189,7 +189,10 @@ def _preload(go_r: int) -> bytes:
 
 
 def _import(name: str) -> None:
+    name, _, call = name.partition(":")  # "module:function": import, then call it
     __import__(name)
+    if call:
+        getattr(__import__(name, fromlist=[call]), call)()
     if name == "kobako.cgroups":  # the driver this host uses, and its resource writer
         from kobako.cgroups import detect
 

@@ -35,7 +35,9 @@ PRELOAD = (
     "kobako.engine.network.warm", "kobako.engine.network.netlink", "kobako.engine.network.bridge",
     "kobako.engine.network.service", "kobako.engine.network.sandbox", "kobako.engine.network.dns",
     "kobako.engine.runopts", "kobako.oci.jsoncodec", "kobako.engine.etcfiles",
+    "kobako.engine.monitor_net:open_service",  # the database, netlink and nftables handles, opened now
 )  # fmt: skip
+_service: Any = None  # this process's NetworkService, kept open from setup to teardown (see open_service)
 
 
 def wants(opts: RunOptions) -> bool:
@@ -110,38 +112,49 @@ class NetworkStartError(KobakoError):
     start_code = 125
 
 
+def open_service() -> Any:
+    """The monitor's NetworkService: opened once (during the preload when it can), kept open across its
+    container's setups and teardowns, never closed on the critical path (an exit with the database open
+    is a crash SQLite is built for; the next opener replays the WAL)."""
+    global _service
+    from kobako import paths
+
+    if _service is None or _service.root != paths.state_root():
+        from kobako.engine.network.service import NetworkService
+
+        _service = NetworkService()
+    return _service
+
+
 def setup(store: ContainerStore, record: ContainerRecord) -> dict[str, Any] | None:
     """In the monitor, before the runtime creates the task: the sandbox, hosts, settings. None: no plan."""
     plan = _load(store.path(record.id, PLAN))
     if plan is None:
         return None
     from kobako.engine import etcfiles
-    from kobako.engine.network.service import NetworkService
     from kobako.engine.runopts import RunOptions
 
-    net = NetworkService()
+    net = open_service()  # stays open for the teardown
+    net.forget_kernel()
     try:
-        try:
-            res = net.setup(record.id, record.name, plan["networks"], plan["aliases"], plan["ip"] or None,
-                            plan["publish"], plan["exposed"], plan["dns"], plan["add_hosts"])  # fmt: skip
-        except KobakoError as exc:
-            raise NetworkStartError(str(exc)) from exc
-        try:
-            opts = RunOptions()
-            opts.network, opts.name, opts.domainname = plan["networks"][0], plan["name"], plan["domainname"]
-            opts.add_hosts = list(plan["add_hosts"])
-            first = next(iter(res["networks"].values()), {})
-            etcfiles.write_hosts(store.path(record.id, "userdata"), opts, plan["hostname"],
-                                 ip=first.get("IPAddress", ""))  # fmt: skip
-            net.refresh_hosts(record.id)
-            from kobako.oci import jsoncodec
+        res = net.setup(record.id, record.name, plan["networks"], plan["aliases"], plan["ip"] or None,
+                        plan["publish"], plan["exposed"], plan["dns"], plan["add_hosts"])  # fmt: skip
+    except KobakoError as exc:
+        raise NetworkStartError(str(exc)) from exc
+    try:
+        opts = RunOptions()
+        opts.network, opts.name, opts.domainname = plan["networks"][0], plan["name"], plan["domainname"]
+        opts.add_hosts = list(plan["add_hosts"])
+        first = next(iter(res["networks"].values()), {})
+        etcfiles.write_hosts(store.path(record.id, "userdata"), opts, plan["hostname"],
+                             ip=first.get("IPAddress", ""))  # fmt: skip
+        net.refresh_hosts(record.id)
+        from kobako.oci import jsoncodec
 
-            _write(store.path(record.id, SETTINGS), jsoncodec.dumps(res))
-        except BaseException as exc:
-            _teardown_after(net, record.id, exc)
-            raise
-    finally:
-        net.close()
+        _write(store.path(record.id, SETTINGS), jsoncodec.dumps(res))
+    except BaseException as exc:
+        _teardown_after(net, record.id, exc)
+        raise
     return res  # type: ignore[no-any-return]
 
 
@@ -153,7 +166,7 @@ def _teardown_after(net: Any, container_id: str, exc: BaseException) -> None:
             exc.add_cleanup_error(cleanup)
 
 
-def teardown(store: ContainerStore, container_id: str) -> None:
+def teardown(store: ContainerStore, container_id: str, lazy: bool | None = None) -> None:
     """Undo setup (idempotent); the settings file goes first, so `port` and `inspect` show nothing. A
     ``--rm`` container's veths are left for the kernel to delete with its namespace (off the CLI's exit:
     ~20 ms); any other's go now, so a `rm` or `stop` leaves no link behind when it returns."""
@@ -161,10 +174,16 @@ def teardown(store: ContainerStore, container_id: str) -> None:
         os.unlink(store.path(container_id, SETTINGS))
     except FileNotFoundError:
         pass
-    try:
-        lazy = store.load(container_id).auto_remove
-    except KobakoError:
-        lazy = False
+    if lazy is None:
+        try:
+            lazy = store.load(container_id).auto_remove
+        except KobakoError:
+            lazy = False
+    from kobako import paths
+
+    if _service is not None and _service.root == paths.state_root():  # the monitor's, open since setup
+        _service.teardown(container_id, lazy=lazy)
+        return
     from kobako.engine.network.service import NetworkService
 
     net = NetworkService()
@@ -191,11 +210,6 @@ def join_container(store: ContainerStore, record: ContainerRecord) -> None:
             ns["path"] = path
     spec.get("linux", {}).pop("sysctl", None)  # the owner's namespace: its sysctls are not ours to set
     _write(config, jsoncodec.dumps(spec))
-
-
-def preload() -> None:
-    for name in PRELOAD:
-        __import__(name)
 
 
 def ports_lines(res: dict[str, Any] | None, want: str = "") -> list[str]:

@@ -281,8 +281,11 @@ def start(store: ContainerStore, record: ContainerRecord, prefork: Prefork | Non
 
 
 def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False, force: bool = False,
-           images: object | None = None) -> None:  # fmt: skip
-    """Remove a container; a running one only with ``force`` (killed, as docker rm -f does)."""
+           images: object | None = None, monitor: tuple[object, object] | None = None) -> None:  # fmt: skip
+    """Remove a container; a running one only with ``force`` (killed, as docker rm -f does).
+
+    ``monitor``: (socket, frame reader) of a monitor this client took a --rm container over from; it
+    tears the network down meanwhile and says NETDOWN (if it cannot, we do it here)."""
     st = tasks.observe(store, record.id)
     if st.status == "starting" and tasks.monitor_alive(st):  # let it get going, then stop it properly
         st = tasks.wait_exit(store, record.id, 10, ("starting",))
@@ -297,7 +300,8 @@ def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False
     if st.status in tasks.ACTIVE and st.status != "starting" and tasks.monitor_alive(st):
         tasks.wait_exit(store, record.id, 10)  # e.g. a restart in back-off, woken by stop: let it finish
     unmount_rootfs(store, record.id)
-    if os.path.exists(store.path(record.id, "network.json")):  # monitor_net.PLAN: networked
+    networked = os.path.exists(store.path(record.id, "network.json"))  # monitor_net.PLAN
+    if networked and monitor is None:
         from kobako.engine import monitor_net
 
         tasks.wait_monitor_gone(st)  # it tears the network down as the task ends: not both at once
@@ -321,11 +325,44 @@ def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False
         pass
     if volumes:  # after the record: a volume named by a record is in use
         _remove_anonymous_volumes(record)
-    tasks.wait_monitor_gone(st)
     from kobako import paths
     from kobako.runtime.lifecycle.delete import delete
 
+    if monitor is not None and networked:
+        # The monitor that handed over tears the network down meanwhile and leaves the runtime state to us.
+        delete(paths.runtime_root(), record.id, force=True)
+        _await_network_down(store, record.id, *monitor)
+    tasks.wait_monitor_gone(st)
     delete(paths.runtime_root(), record.id, force=True)
+
+
+def _await_network_down(store: ContainerStore, container_id: str, sock: object, reader: object) -> None:
+    """Wait for the monitor's NETDOWN; a monitor that failed, ended or stalled 10 s without one leaves
+    the teardown to us (it works from the network records: whatever is left goes, or its error shows)."""
+    import select
+    import time
+
+    from kobako.engine import attach
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not select.select([sock], [], [], max(deadline - time.monotonic(), 0))[0]:
+            break
+        try:
+            data = sock.recv(65536)  # type: ignore[attr-defined]
+        except OSError:
+            data = b""
+        if not data:
+            break
+        for kind, payload in reader.feed(data):  # type: ignore[attr-defined]
+            if kind == attach.NETDOWN:
+                if not payload:
+                    return
+                deadline = 0  # it failed: try again here
+                break
+    from kobako.engine import monitor_net
+
+    monitor_net.teardown(store, container_id, lazy=True)
 
 
 def _remove_anonymous_volumes(record: ContainerRecord) -> None:

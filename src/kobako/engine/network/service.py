@@ -210,6 +210,11 @@ class NetworkService:
             self._nft_json = Nft(json=True)
         return self._nft_json
 
+    def forget_kernel(self) -> None:
+        """Forget the bridges this instance ensured: the next setup checks the kernel again (a
+        long-lived instance, e.g. a restarting container's monitor, must not trust an old answer)."""
+        self._bridges.clear()
+
     def ensure_kernel(self, net: Network) -> int:
         """Bridge, its sysctls and its nftables elements, once per network and process; the bridge ifindex."""
         index = self._bridges.get(net.id)
