@@ -110,6 +110,7 @@ STEPS = {
     "kobako.engine.network.netns": ["create", "remove"],
     "kobako.engine.network.netlink": ["load_messages"],
     "kobako.engine.network.bridge": ["ensure_bridge", "add_veth", "configure_inside", "delete_link"],
+    "kobako.engine.network.fastpath": ["attach", "forget", "_load", "_maps", "_attach_ingress"],
     "kobako.engine.network.portmap": ["add_elements", "delete_elements", "ensure_table"],
     "kobako.engine.network.dns": ["refresh"],
 }

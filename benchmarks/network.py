@@ -201,6 +201,8 @@ def throughput(host: str, root: str, seconds: float, rounds: int) -> dict:
         svc.create("tput", subnet="10.211.0.0/24")
         ra = svc.setup(a, "srv", ["tput"], [], None, ["127.0.0.1:15201:5201"], [], [], [])
         rb = svc.setup(b, "cli", ["tput"], [], None, [], [], [], [])
+        svc.accelerate(a)  # as the engine's monitor does once the task runs
+        svc.accelerate(b)
         return {"a": ra["netns_path"], "ip": ra["networks"]["tput"]["IPAddress"], "b": rb["netns_path"]}
 
     def down() -> None:

@@ -29,6 +29,11 @@ try:
     class _CU64(_ctypes._SimpleCData):
         _type_ = "Q"
 
+    class _CU8(_ctypes._SimpleCData):
+        _type_ = "B"
+
+    address = _ctypes.addressof
+
     _FLAGS = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
 
     class _IntFunc(_ctypes.CFuncPtr):
@@ -75,7 +80,8 @@ except (ImportError, AttributeError):  # pragma: no cover - not CPython
 
     get_errno = ctypes.get_errno
 
-    _CU32, _CU64 = ctypes.c_uint32, ctypes.c_uint64  # type: ignore[misc,assignment]
+    _CU32, _CU64, _CU8 = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint8  # type: ignore[misc,assignment]
+    address = ctypes.addressof  # type: ignore[assignment]
 
     def _array_type(item: type, n: int) -> type:  # type: ignore[misc]
         return item * n
@@ -122,3 +128,11 @@ def u32_array(values: list[int]) -> object:
 def u64_array(values: list[int]) -> object:
     """A ``uint64_t[]`` buffer passed by pointer (e.g. ``struct rlimit``); read it back with ``list()``."""
     return _array_type(_CU64, len(values))(*values)
+
+
+def byte_buffer(data: bytes, size: int = 0) -> object:
+    """A writable ``uint8_t[]`` holding ``data`` (zero-padded to ``size``); ``address(buf)`` is its
+    pointer, ``bytes(buf)`` its contents (for structures the kernel reads or fills, e.g. bpf(2))."""
+    buf = _array_type(_CU8, max(size, len(data), 1))()
+    memoryview(buf).cast("B")[: len(data)] = data  # type: ignore[arg-type]
+    return buf

@@ -171,6 +171,10 @@ class Monitor(Streams):
             st.health = self.health.state.to_dict()
         tasks.save(self.store, self.rec.id, st)
         self.broadcast(attach.STARTED, str(state.pid).encode())
+        if self.net_ready:
+            from kobako.engine import monitor_net
+
+            monitor_net.accelerate(self.rec.id)  # off the start's critical path: the bridge works meanwhile
 
     def fail(self, exc: KobakoError) -> None:
         """The task did not start: say why (exit code 125/126/127 like docker) and leave nothing running."""

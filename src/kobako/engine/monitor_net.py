@@ -33,7 +33,7 @@ HINT = b"+net\n"  # on the go pipe before go: "this container has networking, pr
 #: ~10 ms; setup's netlink requests are encoded without pyroute2).
 PRELOAD = (
     "kobako.engine.network.warm", "kobako.engine.network.netlink", "kobako.engine.network.bridge",
-    "kobako.engine.network.service", "kobako.engine.network.sandbox", "kobako.engine.network.dns",
+    "kobako.engine.network.service", "kobako.engine.network.sandbox", "kobako.engine.network.dns", "kobako.engine.network.fastpath",
     "kobako.engine.runopts", "kobako.oci.jsoncodec", "kobako.engine.etcfiles",
     "kobako.engine.monitor_net:open_service",  # the database, netlink and nftables handles, opened now
 )  # fmt: skip
@@ -156,6 +156,12 @@ def setup(store: ContainerStore, record: ContainerRecord) -> dict[str, Any] | No
         _teardown_after(net, record.id, exc)
         raise
     return res  # type: ignore[no-any-return]
+
+
+def accelerate(container_id: str) -> None:
+    """The same-network fast path for a started container (see network/fastpath.py); best effort."""
+    if _service is not None:
+        _service.accelerate(container_id)
 
 
 def _teardown_after(net: Any, container_id: str, exc: BaseException) -> None:

@@ -5,6 +5,7 @@ Debian's busybox wget crashes with -T: time limits come from the timeout applet,
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -193,3 +194,66 @@ def test_rm_of_a_namespace_owner_still_joined_removes_its_veth_now(knet) -> None
     knet("rm", "-f", guest)
     check = knet("system", "check", check=False)
     assert check.returncode == 0, check.stderr + check.stdout
+
+
+def _link_stats(knet, name: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    import json
+
+    stats = json.loads(knet.sh("ip", "-s", "-j", "link", "show", "dev", name).stdout)[0]["stats64"]
+    return stats["rx"]["packets"], stats["tx"]["packets"]
+
+
+def test_same_network_traffic_goes_veth_to_veth(knet) -> None:  # type: ignore[no-untyped-def]
+    """The fast path (network/fastpath.py): each started container's host veth carries the ingress program,
+    the network's map holds its address, and traffic between two containers never leaves through the
+    destination's host veth (the bridge's way in): only the program's redirect reaches it."""
+    import json
+
+    from kobako.engine.network import fastpath
+
+    knet("network", "create", "--subnet", "10.231.9.0/24", "fastnet")
+    net_id = json.loads(knet("network", "inspect", "fastnet").stdout)[0]["Id"]
+    serve = "mkdir -p /www && dd if=/dev/zero of=/www/blob bs=1k count=512 2>/dev/null && exec httpd -f -p 80 -h /www"
+    web = knet.run_d("--name", "fweb", "--network", "fastnet", "busybox", "sh", "-c", serve)
+    (web_veth,) = [ln for ln in knet.links() if ln.startswith("kv")]
+    client = knet.run_d("--name", "fcli", "--network", "fastnet", "busybox", "sleep", "120")
+    web_ip, client_ip = knet.ip_of("fweb"), knet.ip_of("fcli")
+    entries = {}
+    for _ in range(50):  # the monitor attaches the fast path once the task runs
+        entries = fastpath.entries(net_id)
+        if web_ip in entries and client_ip in entries:
+            break
+        time.sleep(0.1)
+    assert set(entries) == {web_ip, client_ip}, entries
+    for link in (ln for ln in knet.links() if ln.startswith("kv")):
+        assert "kobako_fastpath" in knet.sh("tc", "filter", "show", "dev", link, "ingress").stdout, link
+    got = ""
+    for _ in range(20):  # httpd up, ARP resolved
+        got = knet(
+            "exec", "fcli", "sh", "-c", "timeout 5 wget -q -O- http://fweb/blob | wc -c", check=False
+        ).stdout
+        if got.strip() == "524288":
+            break
+        time.sleep(0.2)
+    assert got.strip() == "524288"
+    rx0, tx0 = _link_stats(knet, web_veth)
+    out = knet("exec", "fcli", "sh", "-c", "timeout 5 wget -q -O- http://fweb/blob | wc -c").stdout
+    rx1, tx1 = _link_stats(knet, web_veth)
+    assert out.strip() == "524288"
+    assert rx1 - rx0 >= 10, (rx0, rx1)  # the reply, from the web container into its host veth
+    assert tx1 - tx0 <= 4, (tx0, tx1)  # the request and its ACKs went straight into the web container
+    # An entry nobody explains (a crash between the map and the records) is a leak `system check` finds.
+    (fd,) = fastpath._maps(net_id)
+    try:
+        fastpath._update(fd, "10.231.9.200", 4242)
+    finally:
+        os.close(fd)
+    check = knet("system", "check", check=False)
+    assert check.returncode != 0 and "fast-path entry 10.231.9.200" in check.stdout + check.stderr
+    knet("system", "check", "--repair")
+    assert set(fastpath.entries(net_id)) == {web_ip, client_ip}
+    knet("rm", "-f", web, client)
+    assert fastpath.entries(net_id) == {}
+    check = knet("system", "check", check=False)
+    assert check.returncode == 0, check.stderr
+    knet("network", "rm", "fastnet")

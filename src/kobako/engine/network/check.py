@@ -64,6 +64,14 @@ def find_leaks(svc: NetworkService, live_containers: set[str] | None = None) -> 
             leaks.append(Leak(text, lambda p=p: _drop_port(svc, p)))
 
     networks = db.networks()
+    from kobako.engine.network import fastpath
+
+    addresses = {(ep.network_id, ep.ip) for ep in endpoints}
+    for net in networks:
+        for ip in fastpath.entries(net.id):
+            if (net.id, ip) not in addresses:
+                leaks.append(Leak(f"fast-path entry {ip} of network {net.name} without an endpoint",
+                                  lambda nid=net.id, ip=ip: fastpath.forget(nid, ip)))  # fmt: skip
     bridges = {n.bridge for n in networks}
     host_ifnames = {ep.host_ifname for ep in endpoints}
     nl = svc.host_netlink()

@@ -186,7 +186,10 @@ def _delete_rows(svc: NetworkService, table: str, container_id: str) -> None:
 
 def detach(svc: NetworkService, ep: Endpoint, kernel: bool = True) -> None:
     """Delete the endpoint's veth (``kernel``: False when the dying namespace takes it), then its row and
-    address."""
+    address. Its fast-path entry goes first: the address may be handed out again."""
+    from kobako.engine.network import fastpath
+
+    fastpath.forget(ep.network_id, ep.ip)
     if kernel:
         from kobako.engine.network import bridge
 
@@ -231,6 +234,9 @@ def connect(svc: NetworkService, network: str, container_id: str, ip: str | None
     finally:
         inner.close()
     _refresh_hosts(svc, {net.id}, {container_id})
+    from kobako.engine.network import fastpath
+
+    fastpath.attach(svc.host_netlink(), net.id, ep.host_ifname, ep.ip)  # a running container: at once
     return _settings(net, ep)
 
 

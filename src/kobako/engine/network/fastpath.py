@@ -1,0 +1,268 @@
+"""Container-to-container traffic on one network, straight from veth to veth (a TC eBPF program).
+
+Frames between two containers of a network would cross the bridge, and on kernels with br_netfilter
+(built in here) every bridged IPv4 frame also goes through the netfilter hooks once any NAT table exists
+(kobako's masquerade and published ports): a second veth hop plus conntrack on every packet. Each
+network gets a BPF hash map, container IPv4 address → ifindex of its host-side veth, and every host veth
+of the network an ingress program (clsact, direct action): an IPv4 frame whose destination is in the
+map goes to ``bpf_redirect_peer`` (into that container's eth0, in its namespace); anything else (ARP, the
+gateway, published ports, other networks, the world) carries on through the bridge as before.
+
+It is an accelerator only: where the kernel refuses (no BPF, an old kernel) nothing is attached and the
+bridge carries everything. The map has no file in bpffs: the attached programs keep it alive and it is
+found again by its name (``kbfp`` + the network id); should two setups race to make it, both maps get
+every update. An entry goes when its endpoint is torn down; a stale one (after a crash) points at a
+deleted ifindex and only drops frames to an address nobody holds. Same-network traffic was accepted by
+kobako's rules anyway, so isolation between networks is unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+
+from kobako.engine.network import netlink as nl
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kobako.engine.network.netlink import Netlink
+
+# bpf(2) (include/uapi/linux/bpf.h)
+_MAP_CREATE, _MAP_UPDATE, _MAP_DELETE, _PROG_LOAD = 0, 2, 3, 5
+_MAP_GET_NEXT_ID, _MAP_GET_FD_BY_ID, _OBJ_GET_INFO_BY_FD = 12, 14, 15
+_MAP_TYPE_HASH, _PROG_TYPE_SCHED_CLS = 1, 3
+_HELPER_MAP_LOOKUP, _HELPER_REDIRECT_PEER = 1, 155
+_MAX_ENTRIES = 4096  # addresses per network (a /20 and then some)
+_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+_ATTR = 128  # bytes of union bpf_attr we pass (the kernel checks the rest is zero)
+
+# rtnetlink traffic control (include/uapi/linux/rtnetlink.h, pkt_sched.h, pkt_cls.h)
+RTM_NEWQDISC, RTM_NEWTFILTER = 36, 44
+_TC_H_CLSACT, _TC_H_INGRESS_PARENT = 0xFFFFFFF1, 0xFFFFFFF2
+_TCA_KIND, _TCA_OPTIONS = 1, 2
+_TCA_BPF_FD, _TCA_BPF_NAME, _TCA_BPF_FLAGS = 6, 7, 8
+_TCA_BPF_FLAG_ACT_DIRECT = 1
+_ETH_P_ALL_BE = 0x0300  # htons(ETH_P_ALL) as tcm_info's low half
+_TCMSG = struct.Struct("=BxxxiIII")
+
+
+def map_name(network_id: str) -> bytes:
+    return ("kbfp" + network_id[:11]).encode()
+
+
+def attach(host: Netlink, network_id: str, host_ifname: str, address: str) -> bool:
+    """Make ``address`` reachable straight from the network's other containers and give the new veth
+    the program; False (and the bridge does the work) where the kernel refuses."""
+    try:
+        index = host.link_index(host_ifname)
+        if index is None:
+            return False
+        fds = _maps(network_id) or [_create_map(network_id)]
+        try:
+            for fd in fds:
+                _update(fd, address, index)
+            prog = _load(fds[0])
+            try:
+                _attach_ingress(host, index, prog)
+            finally:
+                os.close(prog)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    except OSError:
+        return False
+    return True
+
+
+def forget(network_id: str, address: str) -> None:
+    """Drop ``address`` from the network's map(s), before its veth goes (best effort)."""
+    try:
+        fds = _maps(network_id)
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            key = _key(address)
+            _bpf(_MAP_DELETE, struct.pack("<IIQ", fd, 0, _addr(key)))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def entries(network_id: str) -> dict[str, int]:
+    """The map's address → host ifindex entries (for `system check` and tests); {} without a map."""
+    from kobako import libc
+
+    out: dict[str, int] = {}
+    try:
+        fds = _maps(network_id)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            key = libc.byte_buffer(b"", 4)
+            nxt = libc.byte_buffer(b"", 4)
+            value = libc.byte_buffer(b"", 4)
+            first = True
+            while True:
+                attr = struct.pack("<IIQQ", fd, 0, 0 if first else _addr(key), _addr(nxt))
+                try:
+                    _bpf(4, attr)  # BPF_MAP_GET_NEXT_KEY
+                except OSError:
+                    break
+                first = False
+                _bpf(1, struct.pack("<IIQQ", fd, 0, _addr(nxt), _addr(value)))  # BPF_MAP_LOOKUP_ELEM
+                out[socket.inet_ntoa(bytes(nxt))] = struct.unpack("<I", bytes(value))[0]
+                memoryview(key).cast("B")[:] = bytes(nxt)  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
+    return out
+
+
+# --- the program -------------------------------------------------------------------------------------
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+def program(map_fd: int) -> bytes:
+    """The ingress program: an IPv4 frame whose destination address is in the map is redirected to the
+    peer of the veth the map names (TC_ACT_REDIRECT); anything else passes (TC_ACT_OK)."""
+    r0, r1, r2, r3, r4, r5, r10 = 0, 1, 2, 3, 4, 5, 10
+    body = [
+        _insn(0x61, r2, r1, 76),  # r2 = skb->data
+        _insn(0x61, r3, r1, 80),  # r3 = skb->data_end
+        _insn(0xBF, r4, r2),  # r4 = r2
+        _insn(0x07, r4, imm=34),  # r4 += 34 (Ethernet 14 + IPv4 header up to daddr)
+        ("jgt", r4, r3),  # if r4 > r3: pass (too short to read)
+        _insn(0x69, r5, r2, 12),  # r5 = ethertype (u16, as stored)
+        ("jne", r5, 0x0008),  # if not IPv4 (0x0800, big-endian): pass
+        _insn(0x61, r5, r2, 30),  # r5 = destination address
+        _insn(0x63, r10, r5, -4),  # *(u32 *)(fp - 4) = r5
+        _insn(0x18, r1, 1, 0, map_fd),  # r1 = the map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        _insn(0x00),
+        _insn(0xBF, r2, r10),  # r2 = fp
+        _insn(0x07, r2, imm=-4),  # r2 = fp - 4: the key
+        _insn(0x85, imm=_HELPER_MAP_LOOKUP),  # r0 = &value or NULL
+        ("jeq0", r0, 0),  # not one of ours: pass
+        _insn(0x61, r1, r0, 0),  # r1 = ifindex
+        _insn(0xB7, r2, imm=0),  # r2 = flags
+        _insn(0x85, imm=_HELPER_REDIRECT_PEER),  # r0 = TC_ACT_REDIRECT
+        _insn(0x95),  # exit
+    ]
+    passing = len(body)  # then: r0 = TC_ACT_OK; exit
+    out = []
+    for i, item in enumerate(body):
+        if isinstance(item, bytes):
+            out.append(item)
+            continue
+        kind, reg, arg = item
+        off = passing - i - 1
+        if kind == "jgt":
+            out.append(_insn(0x2D, reg, arg, off))  # jgt reg, src
+        elif kind == "jne":
+            out.append(_insn(0x55, reg, 0, off, arg))  # jne reg, imm
+        else:
+            out.append(_insn(0x15, reg, 0, off, arg))  # jeq reg, imm
+    out += [_insn(0xB7, r0, imm=0), _insn(0x95)]
+    return b"".join(out)
+
+
+# --- bpf(2) ------------------------------------------------------------------------------------------
+
+
+def _bpf(cmd: int, attr: bytes) -> tuple[int, bytes]:
+    """bpf(cmd, attr): (result, the attr as the kernel left it)."""
+    from kobako import libc
+
+    nr = _SYSCALL_NR.get(os.uname().machine)
+    if nr is None:
+        raise OSError(errno.ENOSYS, "no bpf syscall number for this machine")
+    buf = libc.byte_buffer(attr, _ATTR)
+    result = libc.call_long("syscall", libc.ulong(nr), cmd, buf, _ATTR)
+    return result, bytes(buf)
+
+
+def _addr(buf: object) -> int:
+    """The address of a buffer (its caller keeps the buffer alive until the call that uses it)."""
+    from kobako import libc
+
+    return int(libc.address(buf))  # type: ignore[arg-type]
+
+
+def _key(address: str) -> object:
+    from kobako import libc
+
+    return libc.byte_buffer(socket.inet_aton(address), 4)
+
+
+def _create_map(network_id: str) -> int:
+    attr = struct.pack("<IIIIIII16s", _MAP_TYPE_HASH, 4, 4, _MAX_ENTRIES, 0, 0, 0, map_name(network_id))
+    return _bpf(_MAP_CREATE, attr)[0]
+
+
+def _maps(network_id: str) -> list[int]:
+    """Open fds of every live map named for this network (usually one)."""
+    want = map_name(network_id)
+    found, current = [], 0
+    while True:
+        try:
+            _, answer = _bpf(_MAP_GET_NEXT_ID, struct.pack("<II", current, 0))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return found
+            raise
+        current = struct.unpack_from("<I", answer, 4)[0]  # next_id
+        try:
+            fd = _bpf(_MAP_GET_FD_BY_ID, struct.pack("<I", current))[0]
+        except OSError:
+            continue  # gone meanwhile
+        if _name_of(fd) == want:
+            found.append(fd)
+        else:
+            os.close(fd)
+
+
+def _name_of(fd: int) -> bytes:
+    from kobako import libc
+
+    info = libc.byte_buffer(b"", 96)  # struct bpf_map_info up to its name
+    _bpf(_OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, _addr(info)))
+    return bytes(info)[24:40].rstrip(b"\0")  # type, id, key_size, value_size, max_entries, map_flags, name
+
+
+def _update(fd: int, address: str, index: int) -> None:
+    from kobako import libc
+
+    key, value = _key(address), libc.byte_buffer(struct.pack("<I", index), 4)
+    _bpf(_MAP_UPDATE, struct.pack("<IIQQQ", fd, 0, _addr(key), _addr(value), 0))
+
+
+def _load(map_fd: int) -> int:
+    from kobako import libc
+
+    code = libc.byte_buffer(program(map_fd))
+    license_ = libc.byte_buffer(b"Dual MIT/GPL\0")
+    attr = struct.pack(
+        "<IIQQIIQII16s", _PROG_TYPE_SCHED_CLS, len(bytes(code)) // 8, _addr(code), _addr(license_),
+        0, 0, 0, 0, 0, b"kobako_fastpath",
+    )  # fmt: skip
+    return _bpf(_PROG_LOAD, attr)[0]
+
+
+# --- traffic control ---------------------------------------------------------------------------------
+
+
+def _attach_ingress(host: Netlink, index: int, prog_fd: int) -> None:
+    clsact = _TCMSG.pack(socket.AF_UNSPEC, index, 0xFFFF0000, _TC_H_CLSACT, 0) + nl.attr(_TCA_KIND, "clsact")
+    host.send_raw(RTM_NEWQDISC, clsact, nl.NLM_F_CREATE | nl.NLM_F_EXCL)
+    options = [nl.attr(_TCA_BPF_FD, prog_fd), nl.attr(_TCA_BPF_NAME, "kobako_fastpath"),
+               nl.attr(_TCA_BPF_FLAGS, _TCA_BPF_FLAG_ACT_DIRECT)]  # fmt: skip
+    info = (1 << 16) | _ETH_P_ALL_BE  # priority 1, every protocol
+    flt = _TCMSG.pack(socket.AF_UNSPEC, index, 0, _TC_H_INGRESS_PARENT, info)
+    flt += nl.attr(_TCA_KIND, "bpf") + nl.attr(_TCA_OPTIONS, options)
+    host.send_raw(RTM_NEWTFILTER, flt, nl.NLM_F_CREATE | nl.NLM_F_EXCL)
