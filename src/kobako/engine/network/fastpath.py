@@ -52,9 +52,10 @@ def map_name(network_id: str) -> bytes:
     return ("kbfp" + network_id[:11]).encode()
 
 
-def attach(host: Netlink, network_id: str, host_ifname: str, address: str) -> bool:
+def attach(host: Netlink, network_id: str, subnet: str, gateway: str, host_ifname: str, address: str) -> bool:
     """Make ``address`` reachable straight from the network's other containers and give the new veth
-    the program; False (and the bridge does the work) where the kernel refuses."""
+    the program (``subnet``/``gateway``: what it need not look up); False (and the bridge does the
+    work) where the kernel refuses."""
     try:
         index = host.link_index(host_ifname)
         if index is None:
@@ -63,7 +64,7 @@ def attach(host: Netlink, network_id: str, host_ifname: str, address: str) -> bo
         try:
             for fd in fds:
                 _update(fd, address, index)
-            prog = _load(fds[0])
+            prog = _load(program(fds[0], subnet, gateway))
             try:
                 _attach_ingress(host, index, prog)
             finally:
@@ -129,10 +130,20 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
-def program(map_fd: int) -> bytes:
+def _imm(packed: bytes) -> int:
+    """Four bytes in network order as the program loads them from the packet (in the machine's order),
+    as the signed immediate an instruction carries."""
+    return int(struct.unpack("=i", packed)[0])
+
+
+def program(map_fd: int, subnet: str, gateway: str) -> bytes:
     """The ingress program: an IPv4 frame whose destination address is in the map is redirected to the
-    peer of the veth the map names (TC_ACT_REDIRECT); anything else passes (TC_ACT_OK)."""
-    r0, r1, r2, r3, r4, r5, r10 = 0, 1, 2, 3, 4, 5, 10
+    peer of the veth the map names (TC_ACT_REDIRECT); anything else passes (TC_ACT_OK). Destinations
+    outside ``subnet`` (the world, published-port replies) and the ``gateway`` skip the lookup."""
+    base, _, bits = subnet.partition("/")
+    mask = struct.pack("!I", (0xFFFFFFFF << (32 - int(bits or 32))) & 0xFFFFFFFF)
+    network = bytes(a & b for a, b in zip(socket.inet_aton(base), mask, strict=True))
+    r0, r1, r2, r3, r4, r5, r6, r10 = 0, 1, 2, 3, 4, 5, 6, 10
     body = [
         _insn(0x61, r2, r1, 76),  # r2 = skb->data
         _insn(0x61, r3, r1, 80),  # r3 = skb->data_end
@@ -142,6 +153,10 @@ def program(map_fd: int) -> bytes:
         _insn(0x69, r5, r2, 12),  # r5 = ethertype (u16, as stored)
         ("jne", r5, 0x0008),  # if not IPv4 (0x0800, big-endian): pass
         _insn(0x61, r5, r2, 30),  # r5 = destination address
+        _insn(0xBC, r6, r5),  # w6 = w5
+        _insn(0x54, r6, imm=_imm(mask)),  # w6 &= netmask
+        ("jne32", r6, _imm(network)),  # not in the subnet: pass
+        ("jeq32", r5, _imm(socket.inet_aton(gateway))),  # the gateway: pass
         _insn(0x63, r10, r5, -4),  # *(u32 *)(fp - 4) = r5
         _insn(0x18, r1, 1, 0, map_fd),  # r1 = the map (ld_imm64, BPF_PSEUDO_MAP_FD)
         _insn(0x00),
@@ -162,12 +177,11 @@ def program(map_fd: int) -> bytes:
             continue
         kind, reg, arg = item
         off = passing - i - 1
+        code = {"jgt": 0x2D, "jne": 0x55, "jeq0": 0x15, "jne32": 0x56, "jeq32": 0x16}[kind]
         if kind == "jgt":
-            out.append(_insn(0x2D, reg, arg, off))  # jgt reg, src
-        elif kind == "jne":
-            out.append(_insn(0x55, reg, 0, off, arg))  # jne reg, imm
+            out.append(_insn(code, reg, arg, off))  # jgt reg, src
         else:
-            out.append(_insn(0x15, reg, 0, off, arg))  # jeq reg, imm
+            out.append(_insn(code, reg, 0, off, arg))  # jXX reg, imm (32: on the low halves)
     out += [_insn(0xB7, r0, imm=0), _insn(0x95)]
     return b"".join(out)
 
@@ -242,10 +256,10 @@ def _update(fd: int, address: str, index: int) -> None:
     _bpf(_MAP_UPDATE, struct.pack("<IIQQQ", fd, 0, _addr(key), _addr(value), 0))
 
 
-def _load(map_fd: int) -> int:
+def _load(insns: bytes) -> int:
     from kobako import libc
 
-    code = libc.byte_buffer(program(map_fd))
+    code = libc.byte_buffer(insns)
     license_ = libc.byte_buffer(b"Dual MIT/GPL\0")
     attr = struct.pack(
         "<IIQQIIQII16s", _PROG_TYPE_SCHED_CLS, len(bytes(code)) // 8, _addr(code), _addr(license_),

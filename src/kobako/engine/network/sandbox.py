@@ -236,7 +236,9 @@ def connect(svc: NetworkService, network: str, container_id: str, ip: str | None
     _refresh_hosts(svc, {net.id}, {container_id})
     from kobako.engine.network import fastpath
 
-    fastpath.attach(svc.host_netlink(), net.id, ep.host_ifname, ep.ip)  # a running container: at once
+    fastpath.attach(
+        svc.host_netlink(), net.id, net.subnet, net.gateway, ep.host_ifname, ep.ip
+    )  # running: now
     return _settings(net, ep)
 
 

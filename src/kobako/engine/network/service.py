@@ -276,7 +276,9 @@ class NetworkService:
         from kobako.engine.network import fastpath
 
         for ep in self.db.endpoints(container_id=container_id):
-            fastpath.attach(self.host_netlink(), ep.network_id, ep.host_ifname, ep.ip)
+            net = self.db.network_by_id(ep.network_id)
+            if net is not None:
+                fastpath.attach(self.host_netlink(), net.id, net.subnet, net.gateway, ep.host_ifname, ep.ip)
 
     def connect(self, network: str, container_id: str, ip: str | None = None, aliases: list[str] | None = None,
                 name: str = "") -> dict[str, Any]:  # fmt: skip
