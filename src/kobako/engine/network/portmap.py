@@ -53,7 +53,7 @@ _DEFINITION = f"""table {_T} {{
   map udp_ip {{ type ipv4_addr . inet_service : ipv4_addr . inet_service; }}
   chain guard {{
     type filter hook prerouting priority raw; policy accept;
-    iifname @bridges ip daddr 127.0.0.0/8 drop
+    ip daddr 127.0.0.0/8 iifname @bridges drop
   }}
   chain dnat_prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
@@ -90,8 +90,11 @@ _DEFINITION = f"""table {_T} {{
   }}
   chain input {{
     type filter hook input priority filter; policy accept;
-    iifname @internal ct state established,related accept
-    iifname @internal drop
+    iifname @internal jump internal_input
+  }}
+  chain internal_input {{
+    ct state established,related accept
+    drop
   }}
 }}
 """
