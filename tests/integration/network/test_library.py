@@ -187,6 +187,8 @@ def test_published_ports_tcp_udp_localhost_and_hairpin(netsb) -> None:
             a, "web", ["kbt-pub"], [], None, ["18080:80", "127.0.0.1:15353:53/udp"], ["81/tcp"], [], []
         )
         rb = svc.setup(b, "client", ["kbt-pub"], [], None, [], [], [], [])
+        svc.accelerate(a)  # the same-network fast path, as the engine attaches it: published ports and
+        svc.accelerate(b)  # hairpin keep working through the bridge
         path = ra["netns_path"]
         netsb.serve(path, 80, b"tcp80", count=16)
         netsb.serve(path, 53, b"udp53", udp=True, count=16)
