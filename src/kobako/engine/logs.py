@@ -15,6 +15,7 @@ from kobako.engine.clock import rfc3339
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import BinaryIO
 
 LOG = "ctr.log"
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
@@ -108,7 +109,8 @@ def parse_line(line: bytes) -> Entry | None:
 
 def read(path: str, tail: int = -1) -> tuple[list[Entry], int, int]:
     """Entries of the rotated and the current file (the last ``tail`` if ``tail`` >= 0), plus the current
-    file's inode and size so that ``follow`` can continue where this stopped."""
+    file's inode and the offset after its last complete line, so that ``follow`` continues where this
+    stopped (a line still being written is left whole to it)."""
     lines: list[bytes] = []
     for name in (path + ".1", path):
         try:
@@ -116,6 +118,7 @@ def read(path: str, tail: int = -1) -> tuple[list[Entry], int, int]:
                 if name == path:
                     st = os.fstat(f.fileno())
                     data = f.read(st.st_size)
+                    data = data[: data.rfind(b"\n") + 1]
                     ino, offset = st.st_ino, len(data)
                 else:
                     data = f.read()
@@ -133,39 +136,55 @@ def read(path: str, tail: int = -1) -> tuple[list[Entry], int, int]:
 def follow(
     path: str, ino: int, offset: int, running: Callable[[], bool], interval: float = 0.1
 ) -> Iterator[Entry]:
-    """New entries after ``offset`` until ``running()`` is false and the file is drained; survives rotation."""
+    """New entries after ``offset`` until ``running()`` is false and the file is drained. The file being
+    read is held open, so a rotation or the container's removal (``docker run --rm`` reads its output
+    after the container is gone) loses nothing written to it."""
     import time
 
+    current = _open_at(path, ino, offset)
     pending = b""
-    while True:
-        alive = running()
+    try:
+        while True:
+            alive = running()
+            if current is not None:
+                pending += current.read()
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (current is None or st.st_ino != os.fstat(current.fileno()).st_ino):
+                # A newer file at the path (a rotation, or the first file): finish the old one, go on.
+                if current is not None:
+                    pending += current.read()
+                    current.close()
+                current = open(path, "rb")  # noqa: SIM115 - held across the loop, closed in finally
+                pending += current.read()
+            if pending:
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    entry = parse_line(raw)
+                    if entry is not None:
+                        yield entry
+            if not alive:
+                return
+            time.sleep(interval)
+    finally:
+        if current is not None:
+            current.close()
+
+
+def _open_at(path: str, ino: int, offset: int) -> BinaryIO | None:
+    """The file ``read`` read (inode ``ino``), positioned at ``offset``: at the path, or rotated to .1
+    meanwhile; None when there was none (the loop opens the path's file from its start)."""
+    if not ino:
+        return None
+    for name in (path, path + ".1"):
         try:
-            st = os.stat(path)
+            f = open(name, "rb")  # noqa: SIM115 - handed to the caller, which closes it
         except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_ino != ino or st.st_size < offset):
-            # Rotated: finish the old file (now ctr.log.1) if it is the one we were reading, then start anew.
-            if ino:
-                try:
-                    with open(path + ".1", "rb") as f:
-                        if os.fstat(f.fileno()).st_ino == ino:
-                            f.seek(offset)
-                            pending += f.read()
-                except FileNotFoundError:
-                    pass
-            ino, offset = st.st_ino, 0
-        if st is not None and st.st_size > offset:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read(st.st_size - offset)
-            offset += len(chunk)
-            pending += chunk
-        if pending:
-            *complete, pending = pending.split(b"\n")
-            for raw in complete:
-                entry = parse_line(raw)
-                if entry is not None:
-                    yield entry
-        if not alive:
-            return
-        time.sleep(interval)
+            continue
+        if os.fstat(f.fileno()).st_ino == ino:
+            f.seek(offset)
+            return f
+        f.close()
+    return None

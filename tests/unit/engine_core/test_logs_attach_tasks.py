@@ -51,6 +51,32 @@ def test_follow_reads_new_entries_across_rotation(tmp_path: Path) -> None:
     assert got[-1] == "more 19\n" and "more 0\n" in got
 
 
+def test_a_line_being_written_is_left_whole_to_follow(tmp_path: Path) -> None:
+    path = tmp_path / "ctr.log"
+    whole = b'{"log":"hello\\n","stream":"stdout","time":"2026-11-28T00:00:00Z"}\n'
+    path.write_bytes(whole + whole[:20])  # read() meets the writer in the middle of a line
+    entries, ino, offset = logs.read(str(path))
+    assert [e.log for e in entries] == ["hello\n"] and offset == len(whole)
+    with open(path, "ab") as f:
+        f.write(whole[20:])
+    assert [e.log for e in logs.follow(str(path), ino, offset, lambda: False, interval=0)] == ["hello\n"]
+
+
+def test_follow_keeps_what_was_written_before_the_file_was_removed(tmp_path: Path) -> None:
+    """`docker run --rm`: the client reads the followed output after the container (and its log) is gone."""
+    path = str(tmp_path / "ctr.log")
+    w = logs.LogWriter(path)
+    _entries, ino, offset = logs.read(path)  # not there yet: the container has not written
+    w.write("stdout", b"early\n")
+    states = iter([True, False])
+    stream = logs.follow(path, ino, offset, lambda: next(states), interval=0)
+    assert next(stream).log == "early\n"  # the file is open from here on
+    w.write("stdout", b"late\n")
+    w.close()
+    os.unlink(path)
+    assert [e.log for e in stream] == ["late\n"]
+
+
 def test_long_lines_are_cut_in_pieces(tmp_path: Path) -> None:
     w = logs.LogWriter(str(tmp_path / "ctr.log"))
     w.write("stdout", b"x" * 40000 + b"\n")
