@@ -32,6 +32,8 @@ def memory(pid: int) -> dict[str, int]:
 def kobako_monitor(base: Path, archive: Path, extra: list[str]) -> dict[str, int]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["KOBAKO_ROOT"] = str(base)
+    # --network none: like conmon's container here, and nothing made in the host's network namespace.
+    extra = ["--network", "none", *extra]
     run = [KOBAKO, "run", "-d", *extra, "busybox", "sh", "-c", "while true; do echo tick; sleep 0.05; done"]
     subprocess.run([KOBAKO, "import", str(archive), "busybox"], env=env, check=True, capture_output=True)
     # Steady state: the first container of a fresh root also unpacks the image and compiles the seccomp
