@@ -132,12 +132,33 @@ def build(directory: str, groups: dict[str, list[str]], search_path: list[str]) 
                 continue
             st = os.stat(source)
             with open(source, "rb") as f:
-                codes.append(compile(f.read(), source, "exec", dont_inherit=True, optimize=2))
+                codes.append(
+                    compile(_without_docstrings(f.read(), source), source, "exec", dont_inherit=True)
+                )
             modules.append((name, source, st.st_size, st.st_mtime_ns, is_package))
         path = os.path.join(directory, f"{group or 'default'}.startup")
         with open(f"{path}.tmp", "wb") as f:
             f.write(marshal.dumps((FORMAT, sys.version, modules, codes)))
         os.replace(f"{path}.tmp", path)
+
+
+def _without_docstrings(source: bytes, filename: str) -> object:
+    """The module's syntax tree without its docstrings (a smaller file, less to unmarshal); unlike
+    ``-OO`` it keeps ``assert`` statements, so the cached code behaves as the imported one does."""
+    import ast
+
+    tree = ast.parse(source, filename)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass(lineno=body[0].lineno, col_offset=0)]  # type: ignore[attr-defined]
+    return tree
 
 
 # Runs in a fresh `python -I -S`: import the entries; write (name, source, is_package) of every module

@@ -19,7 +19,7 @@ PACKAGE = {
     "pkg/__init__.py": "from pkg.sub import VALUE\nBEFORE = 'pkg'\n",
     "pkg/sub.py": "import _json\nfrom pkg import helper\nVALUE = helper.double(21)\n",
     "pkg/helper.py": "def double(x):\n    '''doc'''\n    return 2 * x\n",
-    "pkg/lazy.py": "import os\nLAZY = os.sep\n",
+    "pkg/lazy.py": "import os\nLAZY = os.sep\ntry:\n    assert not LAZY\n    ASSERTS = False\nexcept AssertionError:\n    ASSERTS = True\n",
     "pkg/boom.py": "import os\nif os.environ.get('BOOM'):\n    raise RuntimeError('boom at import')\nOK = 1\n",
 }
 
@@ -36,6 +36,7 @@ report = {{"ran": ran, "value": pkg.VALUE, "before": pkg.BEFORE, "sub_attr": pkg
 if "lazy" in sys.argv:
     import pkg.lazy
     report["lazy"] = pkg.lazy.LAZY
+    report["asserts"] = pkg.lazy.ASSERTS
 if "boom" in sys.argv:
     try:
         import pkg.boom
@@ -88,6 +89,7 @@ def test_a_group_runs_without_importlib_and_matches_a_normal_import(tmp_path: Pa
     assert report["file"] == str(package / "pkg" / "sub.py") and report["package"] == "pkg"
     assert report["lazy"] == os.sep
     assert report["doc"] is None  # docstrings are left out of the cache
+    assert report["asserts"] is True  # but not assert statements (unlike -OO)
     # Nothing of the group went through importlib; the C extension it uses was imported normally.
     assert "pkg" not in imported.split() and "pkg.lazy" not in imported and "pkg.sub" not in imported
     assert "_json" in imported
