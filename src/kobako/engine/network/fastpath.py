@@ -11,7 +11,9 @@ gateway, published ports, other networks, the world) carries on through the brid
 It is an accelerator only: where the kernel refuses (no BPF, an old kernel) nothing is attached and the
 bridge carries everything. The map has no file in bpffs: the attached programs keep it alive and it is
 found again by its name (``kbfp`` + the network id); should two setups race to make it, both maps get
-every update. An entry goes when its endpoint is torn down; a stale one (after a crash) points at a
+every update. A name proves nothing where unprivileged users may make BPF maps too
+(``kernel.unprivileged_bpf_disabled`` = 0): there the fast path stays off, or another user's map could
+steer the redirects. An entry goes when its endpoint is torn down; a stale one (after a crash) points at a
 deleted ifindex and only drops frames to an address nobody holds. Same-network traffic was accepted by
 kobako's rules anyway, so isolation between networks is unchanged.
 """
@@ -56,6 +58,8 @@ def attach(host: Netlink, network_id: str, subnet: str, gateway: str, host_ifnam
     """Make ``address`` reachable straight from the network's other containers and give the new veth
     the program (``subnet``/``gateway``: what it need not look up); False (and the bridge does the
     work) where the kernel refuses."""
+    if not _names_trusted():
+        return False
     try:
         index = host.link_index(host_ifname)
         if index is None:
@@ -219,8 +223,19 @@ def _create_map(network_id: str) -> int:
     return _bpf(_MAP_CREATE, attr)[0]
 
 
+def _names_trusted(sysctl: str = "/proc/sys/kernel/unprivileged_bpf_disabled") -> bool:
+    """Only privileged processes can make BPF maps (so only kobako makes one named like ours)."""
+    try:
+        with open(sysctl, "rb") as f:
+            return f.read().strip() not in (b"", b"0")
+    except OSError:
+        return False
+
+
 def _maps(network_id: str) -> list[int]:
-    """Open fds of every live map named for this network (usually one)."""
+    """Open fds of every live map named for this network (usually one); none where names prove nothing."""
+    if not _names_trusted():
+        return []
     want = map_name(network_id)
     found, current = [], 0
     while True:
