@@ -139,10 +139,10 @@ def test_device_rules_through_an_ebpf_program(mgr: V2Manager, procs) -> None:
     # An update replaces the program instead of stacking a second one on top.
     mgr.apply({"devices": [{"allow": True}, {"allow": False, "type": "c", "major": 1, "minor": 7}]})
     assert _probe(procs, mgr) == ["ok", "ok", "ok", eperm]
-    from kobako.cgroups.v2.bpf import _Bpf
+    from kobako.cgroups.v2.bpf import query
 
     fd = os.open(mgr.dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        assert len(_Bpf().query(fd)) == 1
+        assert len(query(fd)) == 1
     finally:
         os.close(fd)

@@ -1,5 +1,5 @@
 """Device control on cgroup v2: a small hand-assembled BPF_PROG_TYPE_CGROUP_DEVICE program, loaded and
-attached with the bpf(2) syscall through ctypes (no libbpf, no compiler).
+attached with the bpf(2) syscall (``kobako.bpf``: no libbpf, no compiler).
 
 The program answers "may this task open/mknod this device?" from the reduced rule list (devices.py) with
 the same checks the v1 kernel controller makes, so one OCI list behaves the same on both drivers:
@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 import struct
 
+from kobako import bpf
+from kobako.bpf import insn as _insn
 from kobako.cgroups.devices import ALL_ACCESS, DeviceRule
-from kobako.errors import FailedPrecondition, from_oserror
+from kobako.errors import from_oserror
 
-# bpf(2) commands, program/attach types and flags (include/uapi/linux/bpf.h)
-_PROG_LOAD, _PROG_ATTACH, _PROG_DETACH, _PROG_GET_FD_BY_ID, _PROG_QUERY = 5, 8, 9, 13, 16
+# Program/attach types and flags (include/uapi/linux/bpf.h)
 _PROG_TYPE_CGROUP_DEVICE = 15
 _CGROUP_DEVICE = 6  # attach type
 _F_ALLOW_MULTI = 2
 _DEV_BLOCK, _DEV_CHAR = 1, 2  # BPF_DEVCG_DEV_*
-_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
 
 # Opcodes used below (class | op | source).
 _LDX_W = 0x61  # dst = *(u32 *)(src + off)
@@ -36,10 +36,6 @@ _JEQ_K = 0x15
 _JSET_K = 0x45
 _EXIT = 0x95
 _R0, _R1, _R2, _R3, _R4, _R5 = range(6)
-
-
-def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
 def assemble(default_allow: bool, rules: list[DeviceRule]) -> bytes:
@@ -88,107 +84,58 @@ def set_device_rules(cgroup_dir: str, default_allow: bool, rules: list[DeviceRul
     Device programs attached directly to this cgroup (a previous apply's) are replaced; programs on ancestor
     or nested cgroups are not touched.
     """
-    bpf = _Bpf()
     try:
         dir_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise from_oserror(exc, f"opening cgroup {cgroup_dir}") from exc
     try:
-        old = bpf.query(dir_fd)
+        old = query(dir_fd)
         if not old and default_allow and not rules:
             return  # nothing to restrict and nothing to replace
-        prog_fd = bpf.load(assemble(default_allow, rules))
         try:
-            bpf.call(
-                _PROG_ATTACH,
-                struct.pack("<IIII", dir_fd, prog_fd, _CGROUP_DEVICE, _F_ALLOW_MULTI),
-                f"attaching the device program to {cgroup_dir}",
-            )
+            prog_fd = bpf.load(_PROG_TYPE_CGROUP_DEVICE, assemble(default_allow, rules), b"kobako_devices",
+                               b"Apache-2.0")  # fmt: skip
+        except OSError as exc:
+            raise _error(exc, "loading the cgroup device program") from exc
+        try:
+            attr = struct.pack("<IIII", dir_fd, prog_fd, _CGROUP_DEVICE, _F_ALLOW_MULTI)
+            _bpf(bpf.PROG_ATTACH, attr, f"attaching the device program to {cgroup_dir}")
         finally:
             os.close(prog_fd)  # the cgroup holds its own reference
         for prog_id in old:
-            old_fd = bpf.call(
-                _PROG_GET_FD_BY_ID, struct.pack("<I", prog_id), "opening the old device program"
-            )
+            old_fd = _bpf(
+                bpf.PROG_GET_FD_BY_ID, struct.pack("<I", prog_id), "opening the old device program"
+            )[0]
             try:
-                bpf.call(
-                    _PROG_DETACH,
-                    struct.pack("<III", dir_fd, old_fd, _CGROUP_DEVICE),
-                    f"detaching the old device program from {cgroup_dir}",
-                )
+                attr = struct.pack("<III", dir_fd, old_fd, _CGROUP_DEVICE)
+                _bpf(bpf.PROG_DETACH, attr, f"detaching the old device program from {cgroup_dir}")
             finally:
                 os.close(old_fd)
     finally:
         os.close(dir_fd)
 
 
-class _Bpf:
-    """The bpf(2) syscall through libc's syscall(): ctypes is imported only when v2 device rules are set."""
+def query(dir_fd: int) -> list[int]:
+    """IDs of the device programs attached directly to the cgroup open at ``dir_fd``."""
+    from kobako import libc
 
-    def __init__(self) -> None:
-        import ctypes
+    ids = libc.byte_buffer(b"", 64 * 4)
+    attr = struct.pack("<IIIIQI", dir_fd, _CGROUP_DEVICE, 0, 0, bpf.address(ids), 64)
+    _, answer = _bpf(bpf.PROG_QUERY, attr, "listing the cgroup's device programs")
+    count = min(struct.unpack_from("<I", answer, 24)[0], 64)  # prog_cnt
+    return list(struct.unpack_from(f"<{count}I", bytes(ids)))
 
-        nr = _SYSCALL_NR.get(os.uname().machine)
-        if nr is None:
-            raise FailedPrecondition(
-                f"cgroup v2 device rules: no bpf syscall number for {os.uname().machine}"
-            )
-        self._ctypes = ctypes
-        self._nr = nr
-        self._libc = ctypes.CDLL(None, use_errno=True)
 
-    def call(self, cmd: int, attr: bytes, what: str) -> int:
-        return self.call_raw(cmd, attr, what)[0]
+def _bpf(cmd: int, attr: bytes, what: str) -> tuple[int, bytes]:
+    try:
+        return bpf.call(cmd, attr)
+    except OSError as exc:
+        raise _error(exc, what) from exc
 
-    def call_raw(self, cmd: int, attr: bytes, what: str) -> tuple[int, bytes]:
-        """bpf(cmd, attr) → (result, the attr as the kernel left it: some commands answer in it)."""
-        ctypes = self._ctypes
-        buf = ctypes.create_string_buffer(attr.ljust(128, b"\0"), 128)
-        ret = self._libc.syscall(ctypes.c_long(self._nr), ctypes.c_int(cmd), buf, ctypes.c_uint(128))
-        if ret < 0:
-            err = ctypes.get_errno()
-            raise from_oserror(OSError(err, os.strerror(err)), what)
-        return ret, buf.raw
 
-    def load(self, insns: bytes) -> int:
-        ctypes = self._ctypes
-        code = ctypes.create_string_buffer(insns, len(insns))
-        license_ = ctypes.create_string_buffer(b"Apache-2.0")
-
-        def attr(log_level: int, log: ctypes.Array | None) -> bytes:
-            return struct.pack(
-                "<IIQQIIQII16s",
-                _PROG_TYPE_CGROUP_DEVICE,
-                len(insns) // 8,
-                ctypes.addressof(code),
-                ctypes.addressof(license_),
-                log_level,
-                len(log) if log is not None else 0,
-                ctypes.addressof(log) if log is not None else 0,
-                0,  # kern_version
-                0,  # prog_flags
-                b"kobako_devices",
-            )
-
-        try:
-            return self.call(_PROG_LOAD, attr(0, None), "loading the cgroup device program")
-        except Exception as exc:
-            # Load again with the verifier log on, only to explain the refusal.
-            log = ctypes.create_string_buffer(65536)
-            try:
-                os.close(self.call(_PROG_LOAD, attr(1, log), "loading the cgroup device program"))
-            except Exception:
-                pass
-            verifier = log.value.decode(errors="replace").strip()
-            if verifier:
-                exc.add_note("verifier: " + verifier[-2000:])
-            raise
-
-    def query(self, dir_fd: int) -> list[int]:
-        """IDs of the device programs attached directly to this cgroup."""
-        ctypes = self._ctypes
-        ids = (ctypes.c_uint32 * 64)()
-        attr = struct.pack("<IIIIQI", dir_fd, _CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), len(ids))
-        _, answer = self.call_raw(_PROG_QUERY, attr, "listing the cgroup's device programs")
-        count = struct.unpack_from("<I", answer, 24)[0]  # prog_cnt
-        return list(ids[: min(count, len(ids))])
+def _error(exc: OSError, what: str) -> Exception:
+    """The kobako error naming ``what``, with the verifier's log if the kernel gave one."""
+    err = from_oserror(exc, what)
+    for note in getattr(exc, "__notes__", ()):
+        err.add_note(note)
+    return err

@@ -25,20 +25,18 @@ import os
 import socket
 import struct
 
+from kobako import bpf
+from kobako.bpf import insn as _insn
 from kobako.engine.network import netlink as nl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from kobako.engine.network.netlink import Netlink
 
-# bpf(2) (include/uapi/linux/bpf.h)
-_MAP_CREATE, _MAP_UPDATE, _MAP_DELETE, _PROG_LOAD = 0, 2, 3, 5
-_MAP_GET_NEXT_ID, _MAP_GET_FD_BY_ID, _OBJ_GET_INFO_BY_FD = 12, 14, 15
+# bpf(2) types and helpers (include/uapi/linux/bpf.h)
 _MAP_TYPE_HASH, _PROG_TYPE_SCHED_CLS = 1, 3
 _HELPER_MAP_LOOKUP, _HELPER_REDIRECT_PEER = 1, 155
 _MAX_ENTRIES = 4096  # addresses per network (a /20 and then some)
-_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
-_ATTR = 128  # bytes of union bpf_attr we pass (the kernel checks the rest is zero)
 
 # rtnetlink traffic control (include/uapi/linux/rtnetlink.h, pkt_sched.h, pkt_cls.h)
 RTM_NEWQDISC, RTM_NEWTFILTER = 36, 44
@@ -68,7 +66,7 @@ def attach(host: Netlink, network_id: str, subnet: str, gateway: str, host_ifnam
         try:
             for fd in fds:
                 _update(fd, address, index)
-            prog = _load(program(fds[0], subnet, gateway))
+            prog = bpf.load(_PROG_TYPE_SCHED_CLS, program(fds[0], subnet, gateway), b"kobako_fastpath")
             try:
                 _attach_ingress(host, index, prog)
             finally:
@@ -90,7 +88,7 @@ def forget(network_id: str, address: str) -> None:
     for fd in fds:
         try:
             key = _key(address)
-            _bpf(_MAP_DELETE, struct.pack("<IIQ", fd, 0, _addr(key)))
+            bpf.call(bpf.MAP_DELETE_ELEM, struct.pack("<IIQ", fd, 0, bpf.address(key)))
         except OSError:
             pass
         finally:
@@ -108,30 +106,24 @@ def entries(network_id: str) -> dict[str, int]:
         return out
     for fd in fds:
         try:
-            key = libc.byte_buffer(b"", 4)
-            nxt = libc.byte_buffer(b"", 4)
-            value = libc.byte_buffer(b"", 4)
-            first = True
+            previous = None  # GET_NEXT_KEY from no key: the first one
             while True:
-                attr = struct.pack("<IIQQ", fd, 0, 0 if first else _addr(key), _addr(nxt))
+                key, value = libc.byte_buffer(b"", 4), libc.byte_buffer(b"", 4)
+                after = bpf.address(previous) if previous is not None else 0
                 try:
-                    _bpf(4, attr)  # BPF_MAP_GET_NEXT_KEY
+                    bpf.call(bpf.MAP_GET_NEXT_KEY, struct.pack("<IIQQ", fd, 0, after, bpf.address(key)))
                 except OSError:
-                    break
-                first = False
-                _bpf(1, struct.pack("<IIQQ", fd, 0, _addr(nxt), _addr(value)))  # BPF_MAP_LOOKUP_ELEM
-                out[socket.inet_ntoa(bytes(nxt))] = struct.unpack("<I", bytes(value))[0]
-                memoryview(key).cast("B")[:] = bytes(nxt)  # type: ignore[arg-type]
+                    break  # ENOENT: no more keys
+                attr = struct.pack("<IIQQ", fd, 0, bpf.address(key), bpf.address(value))
+                bpf.call(bpf.MAP_LOOKUP_ELEM, attr)
+                out[socket.inet_ntoa(bytes(key))] = struct.unpack("<I", bytes(value))[0]
+                previous = key
         finally:
             os.close(fd)
     return out
 
 
 # --- the program -------------------------------------------------------------------------------------
-
-
-def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
 def _imm(packed: bytes) -> int:
@@ -190,26 +182,7 @@ def program(map_fd: int, subnet: str, gateway: str) -> bytes:
     return b"".join(out)
 
 
-# --- bpf(2) ------------------------------------------------------------------------------------------
-
-
-def _bpf(cmd: int, attr: bytes) -> tuple[int, bytes]:
-    """bpf(cmd, attr): (result, the attr as the kernel left it)."""
-    from kobako import libc
-
-    nr = _SYSCALL_NR.get(os.uname().machine)
-    if nr is None:
-        raise OSError(errno.ENOSYS, "no bpf syscall number for this machine")
-    buf = libc.byte_buffer(attr, _ATTR)
-    result = libc.call_long("syscall", libc.ulong(nr), cmd, buf, _ATTR)
-    return result, bytes(buf)
-
-
-def _addr(buf: object) -> int:
-    """The address of a buffer (its caller keeps the buffer alive until the call that uses it)."""
-    from kobako import libc
-
-    return int(libc.address(buf))  # type: ignore[arg-type]
+# --- the maps -------------------------------------------------------------------------------------------
 
 
 def _key(address: str) -> object:
@@ -220,7 +193,7 @@ def _key(address: str) -> object:
 
 def _create_map(network_id: str) -> int:
     attr = struct.pack("<IIIIIII16s", _MAP_TYPE_HASH, 4, 4, _MAX_ENTRIES, 0, 0, 0, map_name(network_id))
-    return _bpf(_MAP_CREATE, attr)[0]
+    return bpf.call(bpf.MAP_CREATE, attr)[0]
 
 
 def _names_trusted(sysctl: str = "/proc/sys/kernel/unprivileged_bpf_disabled") -> bool:
@@ -240,14 +213,14 @@ def _maps(network_id: str) -> list[int]:
     found, current = [], 0
     while True:
         try:
-            _, answer = _bpf(_MAP_GET_NEXT_ID, struct.pack("<II", current, 0))
+            _, answer = bpf.call(bpf.MAP_GET_NEXT_ID, struct.pack("<II", current, 0))
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return found
             raise
         current = struct.unpack_from("<I", answer, 4)[0]  # next_id
         try:
-            fd = _bpf(_MAP_GET_FD_BY_ID, struct.pack("<I", current))[0]
+            fd = bpf.call(bpf.MAP_GET_FD_BY_ID, struct.pack("<I", current))[0]
         except OSError:
             continue  # gone meanwhile
         if _name_of(fd) == want:
@@ -260,7 +233,7 @@ def _name_of(fd: int) -> bytes:
     from kobako import libc
 
     info = libc.byte_buffer(b"", 96)  # struct bpf_map_info up to its name
-    _bpf(_OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, _addr(info)))
+    bpf.call(bpf.OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, bpf.address(info)))
     return bytes(info)[24:40].rstrip(b"\0")  # type, id, key_size, value_size, max_entries, map_flags, name
 
 
@@ -268,19 +241,7 @@ def _update(fd: int, address: str, index: int) -> None:
     from kobako import libc
 
     key, value = _key(address), libc.byte_buffer(struct.pack("<I", index), 4)
-    _bpf(_MAP_UPDATE, struct.pack("<IIQQQ", fd, 0, _addr(key), _addr(value), 0))
-
-
-def _load(insns: bytes) -> int:
-    from kobako import libc
-
-    code = libc.byte_buffer(insns)
-    license_ = libc.byte_buffer(b"Dual MIT/GPL\0")
-    attr = struct.pack(
-        "<IIQQIIQII16s", _PROG_TYPE_SCHED_CLS, len(bytes(code)) // 8, _addr(code), _addr(license_),
-        0, 0, 0, 0, 0, b"kobako_fastpath",
-    )  # fmt: skip
-    return _bpf(_PROG_LOAD, attr)[0]
+    bpf.call(bpf.MAP_UPDATE_ELEM, struct.pack("<IIQQQ", fd, 0, bpf.address(key), bpf.address(value), 0))
 
 
 # --- traffic control ---------------------------------------------------------------------------------
