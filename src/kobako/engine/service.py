@@ -339,30 +339,31 @@ def remove(store: ContainerStore, record: ContainerRecord, volumes: bool = False
 def _await_network_down(store: ContainerStore, container_id: str, sock: object, reader: object) -> None:
     """Wait for the monitor's NETDOWN; a monitor that failed, ended or stalled 10 s without one leaves
     the teardown to us (it works from the network records: whatever is left goes, or its error shows)."""
+    if _netdown_heard(sock, reader) is not True:
+        from kobako.engine import monitor_net
+
+        monitor_net.teardown(store, container_id, lazy=True)
+
+
+def _netdown_heard(sock: object, reader: object, timeout: float = 10) -> bool | None:
+    """True: NETDOWN, all went; False: NETDOWN with an error; None: the monitor ended or stalled first."""
     import select
     import time
 
     from kobako.engine import attach
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if not select.select([sock], [], [], max(deadline - time.monotonic(), 0))[0]:
-            break
+    deadline = time.monotonic() + timeout
+    while select.select([sock], [], [], max(deadline - time.monotonic(), 0))[0]:
         try:
             data = sock.recv(65536)  # type: ignore[attr-defined]
         except OSError:
-            data = b""
+            return None
         if not data:
-            break
+            return None
         for kind, payload in reader.feed(data):  # type: ignore[attr-defined]
             if kind == attach.NETDOWN:
-                if not payload:
-                    return
-                deadline = 0  # it failed: try again here
-                break
-    from kobako.engine import monitor_net
-
-    monitor_net.teardown(store, container_id, lazy=True)
+                return not payload
+    return None
 
 
 def _remove_anonymous_volumes(record: ContainerRecord) -> None:

@@ -1,4 +1,4 @@
-"""process.rlimits: checked against the host before fork, applied in the container before execve.
+"""process.rlimits: checked against the host by the runtime, applied in the container before execve.
 
 Through prlimit(2) in libc, which the runtime has loaded anyway, rather than the ``resource`` module
 (one more shared library to load on every container start).

@@ -3,7 +3,8 @@
 - parent (the CLI): forks first, then makes the cgroup (announced at once, so the child can join it)
   and writes its limits while the intermediate already unshares namespaces and builds the rootfs
   (two cores, two processes); writes the user-namespace id maps; checks rlimits and capability
-  names meanwhile; learns the init's PID; runs createRuntime hooks. The init waits for LIMITED before it reports READY: no user code runs unlimited.
+  names meanwhile; learns the init's PID; runs createRuntime hooks. The init waits for LIMITED
+  before it reports READY: no user code runs unlimited.
 - intermediate: moves itself into the cgroup as soon as it exists (a single-threaded process moving
   itself skips the cgroup v1 lock whose first taker waits out an RCU grace period, 5-15 ms; a parent
   writing the child's PID would pay it), makes the user namespace (maps come from the parent, which
