@@ -87,8 +87,10 @@ async def create(svc: Service, req: Request) -> Response:
             raise InvalidArgument("only one IPAM config (an IPv4 subnet) is supported")
         subnet = _get(configs[0], "Subnet", (str,), "IPAM.Config.")  # type: ignore[index]
         gateway = _get(configs[0], "Gateway", (str,), "IPAM.Config.")  # type: ignore[index]
-    internal, labels = _flag(body, "Internal"), _str_map(body, "Labels")
-    net = await svc.run(_with, lambda n: n.create(name, subnet, gateway, internal=internal, labels=labels))
+    internal, labels, options = _flag(body, "Internal"), _str_map(body, "Labels"), _str_map(body, "Options")
+    net = await svc.run(
+        _with, lambda n: n.create(name, subnet, gateway, internal=internal, labels=labels, options=options)
+    )
     svc.events.emit("network", "create", net.id, {"name": net.name, "type": "bridge"})  # type: ignore[attr-defined]
     return json_response({"Id": net.id, "Warning": ""}, 201)  # type: ignore[attr-defined]
 

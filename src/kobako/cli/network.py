@@ -29,6 +29,14 @@ CREATE = Flags(
     Flag("gateway", "--gateway", value=True, help="gateway address in the subnet (default: its first)"),
     Flag("internal", "--internal", help="no traffic in or out of the network, except between its containers"),
     Flag("label", "--label", value=True, many=True, help="set metadata on the network (K=V)"),
+    Flag(
+        "opt",
+        "-o",
+        "--opt",
+        value=True,
+        many=True,
+        help="driver option K=V: mtu (or com.docker.network.driver.mtu), default 65535 inside the host",
+    ),
     Flag("driver", "-d", "--driver", value=True, default="bridge", help='network driver (only "bridge")'),
     HELP,
 )
@@ -45,11 +53,21 @@ def cmd_create(argv: list[str]) -> int:
     svc = _service()
     try:
         net = svc.create(rest[0], subnet=opts.subnet, gateway=opts.gateway, internal=bool(opts.internal),
-                         labels=parse_labels(opts.label))  # fmt: skip
+                         labels=parse_labels(opts.label), options=_options(opts.opt))  # fmt: skip
     finally:
         svc.close()
     print(net.id)
     return 0
+
+
+def _options(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"invalid --opt {value!r}: expected KEY=VALUE")
+        out[key] = val
+    return out
 
 
 LS = Flags(

@@ -83,6 +83,13 @@ def test_networks_create_list_remove(clean) -> None:
     assert api.request("DELETE", "/networks/apinet")[0] == 204
     assert api.request("GET", "/networks/apinet")[0] == 404
     assert api.request("DELETE", "/networks/host")[0] == 409
+    opts = {"com.docker.network.driver.mtu": "1400"}
+    api.json("POST", "/networks/create", {"Name": "apimtu", "Options": opts}, expect=201)
+    assert api.json("GET", "/networks/apimtu")["Options"]["com.docker.network.driver.mtu"] == "1400"
+    assert api.request("DELETE", "/networks/apimtu")[0] == 204
+    bad = {"Name": "apibad", "Options": {"com.docker.network.bridge.enable_icc": "false"}}
+    assert api.request("POST", "/networks/create", bad)[0] == 400
+    assert api.request("GET", "/networks/apibad")[0] == 404
 
 
 def test_events_stream_container_lifecycle(clean) -> None:

@@ -98,3 +98,21 @@ def test_connect_and_disconnect_by_container_name(netsb, kobako) -> None:
     assert "no such container" in kobako("network", "connect", "kbt-back", "ghost", check=False).stderr
     kobako("network", "rm", "-f", "kbt-front", "kbt-back")
     assert netsb.call(lambda: netsb.service().db.endpoints()) == []
+
+
+def test_create_with_an_mtu_option_and_bad_options(kobako) -> None:
+    kobako("network", "create", "-o", "mtu=1400", "kbt-small")
+    (info,) = json.loads(kobako("network", "inspect", "kbt-small").stdout)
+    assert info["Options"]["mtu"] == "1400" and info["Options"]["com.docker.network.driver.mtu"] == "1400"
+    kobako("network", "create", "--opt", "com.docker.network.driver.mtu=9000", "kbt-jumbo")
+    (jumbo,) = json.loads(kobako("network", "inspect", "kbt-jumbo").stdout)
+    assert jumbo["Options"]["com.docker.network.driver.mtu"] == "9000"
+    kobako("network", "create", "kbt-plain")
+    (plain,) = json.loads(kobako("network", "inspect", "kbt-plain").stdout)
+    assert plain["Options"]["com.docker.network.driver.mtu"] == "65535"
+    for bad, says in ((["-o", "mtu=99999"], "an MTU from 68 to 65535"), (["-o", "mtu=big"], "an MTU"),
+                      (["-o", "com.docker.network.bridge.enable_icc=false"], "unsupported network option"),
+                      (["-o", "mtu"], "expected KEY=VALUE")):  # fmt: skip
+        proc = kobako("network", "create", *bad, "kbt-bad", check=False)
+        assert proc.returncode != 0 and says in proc.stderr, (bad, proc.stderr)
+    assert "kbt-bad" not in kobako("network", "ls").stdout

@@ -7,7 +7,9 @@ stays in the namespace it was made in), so no extra processes are needed.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -59,7 +61,8 @@ def test_bridge_veth_addresses_and_routes(netsb) -> None:
     )
     path = res["netns_path"]
     assert "10.201.7.2/24" in inside(path, "ip", "addr", "show", "eth0")
-    assert "default via 10.201.7.1 dev eth0" in inside(path, "ip", "route")
+    # no default route in the test's namespace: the container's keeps to Ethernet's 1500
+    assert "default via 10.201.7.1 dev eth0 proto static mtu 1500" in inside(path, "ip", "route")
     assert "UP" in inside(path, "ip", "link", "show", "lo")
 
     def down() -> list:
@@ -172,6 +175,75 @@ def test_outbound_traffic_is_masqueraded(netsb) -> None:
             return netsb.ask(r["netns_path"], "192.0.2.2", 9000)
 
         assert netsb.call(body) == "seen-from 192.0.2.1"
+    finally:
+        subprocess.run(["ip", "netns", "delete", outside], check=False)
+
+
+def _big_datagram_echo(path: str, port: int) -> socket.socket:
+    """Answer one UDP datagram with its length and its sender's address."""
+    sock = netsb_sock(path, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+
+    def loop() -> None:
+        data, peer = sock.recvfrom(65535)
+        sock.sendto(f"{len(data)} {peer[0]}".encode(), peer)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return sock
+
+
+def netsb_sock(path: str, kind: int) -> socket.socket:
+    from kobako.engine.network import netns
+
+    return netns.run_in(path, lambda: socket.socket(socket.AF_INET, kind))
+
+
+def test_links_carry_large_frames_and_the_default_route_keeps_the_uplink_mtu(netsb) -> None:
+    """Bridge and veths at 65535 (host-internal traffic), the container's default route at the MTU of the
+    host's uplink (here a veth at 1400 to an "outside" namespace): a 4000-byte datagram leaves fragmented
+    by the container and arrives whole; sent at the links' MTU it would carry DF and be dropped at the
+    host. A network made with ``mtu=1300`` uses that everywhere."""
+    a, b = cid(), cid()
+    outside = netsb.name + "-o"
+    subprocess.run(["ip", "netns", "add", outside], check=True)
+    try:
+        netsb.cmd("ip", "link", "add", "kbt-up", "mtu", "1400", "type", "veth", "peer", "name", "kbt-out",
+                  "mtu", "1400", "netns", outside)  # fmt: skip
+        netsb.cmd("ip", "addr", "add", "192.0.2.1/24", "dev", "kbt-up")
+        netsb.cmd("ip", "link", "set", "kbt-up", "up")
+        netsb.cmd("ip", "route", "add", "default", "via", "192.0.2.2")
+        for cmd in (["addr", "add", "192.0.2.2/24", "dev", "kbt-out"], ["link", "set", "kbt-out", "up"],
+                    ["link", "set", "lo", "up"]):  # fmt: skip
+            subprocess.run(["ip", "-n", outside, *cmd], check=True)
+
+        def body() -> tuple:
+            svc = netsb.service()
+            net = svc.create("kbt-mtu", subnet="10.201.19.0/24")
+            small = svc.create("kbt-mtu-small", subnet="10.201.20.0/24", options={"mtu": "1300"})
+            r = svc.setup(a, "c", ["kbt-mtu"], [], None, [], [], [], [])
+            s = svc.setup(b, "d", ["kbt-mtu-small"], [], None, [], [], [], [])
+            server = _big_datagram_echo(f"/run/netns/{outside}", 9001)
+            with netsb_sock(r["netns_path"], socket.SOCK_DGRAM) as sock:
+                sock.settimeout(3)
+                sock.sendto(b"x" * 4000, ("192.0.2.2", 9001))
+                echoed = sock.recvfrom(100)[0].decode()
+            server.close()
+            return net.bridge, small.bridge, r, s, echoed
+
+        bridge, small_bridge, r, s, echoed = netsb.call(body)
+        assert echoed == "4000 192.0.2.1"
+        host = subprocess.run(["ip", "-n", netsb.name, "link", "show"], capture_output=True, text=True).stdout
+        for ifname, mtu in ((bridge, 65535), (r["networks"]["kbt-mtu"]["EndpointID"], 65535),
+                            (small_bridge, 1300), (s["networks"]["kbt-mtu-small"]["EndpointID"], 1300)):  # fmt: skip
+            line = next(ln for ln in host.splitlines() if f" {ifname}" in ln)
+            assert f"mtu {mtu} " in line, line
+        assert "mtu 65535 " in inside(r["netns_path"], "ip", "link", "show", "eth0")
+        assert "default via 10.201.19.1 dev eth0 proto static mtu 1400" in inside(
+            r["netns_path"], "ip", "route"
+        )
+        assert "mtu 1300 " in inside(s["netns_path"], "ip", "link", "show", "eth0")
+        route = inside(s["netns_path"], "ip", "route")
+        assert "default via 10.201.20.1 dev eth0" in route and "mtu" not in route  # the link's is lower
     finally:
         subprocess.run(["ip", "netns", "delete", outside], check=False)
 

@@ -17,7 +17,7 @@ def network(
 ) -> Network:
     net = Network(nid, f"net-{nid}", f"kb-{nid}", subnet, gateway)
     with db.transaction() as conn:
-        conn.execute("INSERT INTO networks VALUES (?,?,?,?,?,?,?,?,?,?)", net.row())
+        db.insert_network(conn, net)
     return net
 
 

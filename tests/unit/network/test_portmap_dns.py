@@ -105,7 +105,7 @@ def test_peer_lines_only_on_user_defined_networks(tmp_path: Path) -> None:
     a, b = "a" * 64, "b" * 64
     with db.transaction() as conn:
         for net in (user, default):
-            conn.execute("INSERT INTO networks VALUES (?,?,?,?,?,?,?,?,?,?)", net.row())
+            db.insert_network(conn, net)
         for ep in (Endpoint(a, "u", "alpha", "eth0", "kv1", "10.0.0.2", "m", ["web"]),
                    Endpoint(b, "u", "beta", "eth0", "kv2", "10.0.0.3", "m", []),
                    Endpoint(b, "d", "beta", "eth1", "kv3", "10.88.0.2", "m", [])):  # fmt: skip

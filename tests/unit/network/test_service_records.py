@@ -65,6 +65,57 @@ def test_inspect_is_docker_shaped(svc: NetworkService) -> None:
     assert [n.name for n in svc.list()] == ["app"]
 
 
+def test_mtu_option_and_defaults(svc: NetworkService, tmp_path: Path, monkeypatch) -> None:
+    assert svc.create("big").mtu == 65535
+    assert svc.get("big").mtu == 65535 and svc.get("big").options == {}
+    docker = svc.create("docker", options={"com.docker.network.driver.mtu": "1450"})
+    assert (docker.mtu, svc.get("docker").options) == (1450, {"com.docker.network.driver.mtu": "1450"})
+    assert svc.create("podman", options={"mtu": "68"}).mtu == 68
+    for options, says in (({"mtu": "67"}, "from 68 to 65535"), ({"mtu": "65536"}, "from 68 to 65535"),
+                          ({"mtu": ""}, "an MTU"), ({"com.docker.network.bridge.enable_icc": "false"},
+                                                    "unsupported network option")):  # fmt: skip
+        with pytest.raises(InvalidArgument, match=says):
+            svc.create("bad", options=options)
+    assert [n.name for n in svc.list()] == ["big", "docker", "podman"]
+    monkeypatch.setenv("KOBAKO_BRIDGE_MTU", "1500")
+    other = NetworkService(str(tmp_path / "other"), default_subnet="10.88.0.0/16", resolv_conf="")
+    assert other.ensure_default().mtu == 1500
+    monkeypatch.setenv("KOBAKO_BRIDGE_MTU", "jumbo")
+    third = NetworkService(str(tmp_path / "third"), default_subnet="10.88.0.0/16", resolv_conf="")
+    with pytest.raises(InvalidArgument, match="KOBAKO_BRIDGE_MTU"):
+        third.ensure_default()
+    assert svc.ensure_default().mtu == 65535  # made before the variable was set
+
+
+def test_version_1_database_is_migrated_keeping_its_bridges_mtu(tmp_path: Path) -> None:
+    import sqlite3
+
+    from kobako.engine.network.store import Database
+
+    (tmp_path / "networks").mkdir()
+    conn = sqlite3.connect(tmp_path / "networks" / "network.db")
+    conn.executescript("""
+        CREATE TABLE networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL,
+            bridge TEXT NOT NULL UNIQUE, subnet TEXT NOT NULL, gateway TEXT NOT NULL, internal INTEGER NOT NULL,
+            dns INTEGER NOT NULL, labels TEXT NOT NULL, created TEXT NOT NULL);
+        INSERT INTO networks VALUES ('n1', 'old', 'bridge', 'kb-n1', '10.70.0.0/24', '10.70.0.1', 0, 1, '{}', 'x');
+        PRAGMA user_version=1;
+    """)
+    conn.close()
+    db = Database(str(tmp_path))
+    (old,) = db.networks()
+    assert (old.name, old.mtu, old.options) == ("old", 1500, {})
+    db.close()
+    conn = sqlite3.connect(tmp_path / "networks" / "network.db")
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+    from kobako.errors import Unavailable
+
+    with pytest.raises(Unavailable, match="newer kobako"):
+        Database(str(tmp_path))
+
+
 def test_setup_checks_arguments_before_doing_anything(svc: NetworkService) -> None:
     svc.create("priv", subnet="10.62.0.0/24", internal=True)
     cid = "c" * 64

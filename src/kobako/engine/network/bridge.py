@@ -33,7 +33,9 @@ from kobako.engine.network.netlink import (
     NLM_F_CREATE,
     NLM_F_EXCL,
     RTA_GATEWAY,
+    RTA_METRICS,
     RTA_OIF,
+    RTAX_MTU,
     RTM_DELLINK,
     RTM_NEWADDR,
     RTM_NEWLINK,
@@ -127,8 +129,9 @@ def add_veth(nl: Netlink, host_ifname: str, bridge_index: int, netns_fd: int, ct
 
 
 def configure_inside(nl: Netlink, ctr_ifname: str, ip: str, prefixlen: int, gateway: str,
-                     default_route: bool) -> None:  # fmt: skip
-    """In the container's namespace (``nl`` was opened there): loopback up, address, link up, default route."""
+                     default_route: bool, route_mtu: int = 0) -> None:  # fmt: skip
+    """In the container's namespace (``nl`` was opened there): loopback up, address, link up, default route
+    (with an MTU of ``route_mtu`` when not 0: the link's own holds for the subnet, this one for the rest)."""
     set_up(nl, index=_IFINDEX_LO)
     index = nl.link_index(ctr_ifname)
     if index is None:
@@ -136,8 +139,10 @@ def configure_inside(nl: Netlink, ctr_ifname: str, ip: str, prefixlen: int, gate
     add_address(nl, index, ip, prefixlen)
     set_up(nl, index=index)
     if default_route:
-        msg = route(0, _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST,
-                    (attr(RTA_GATEWAY, socket.inet_aton(gateway)), attr(RTA_OIF, index)))  # fmt: skip
+        attrs = (attr(RTA_GATEWAY, socket.inet_aton(gateway)), attr(RTA_OIF, index))
+        if route_mtu:
+            attrs += (attr(RTA_METRICS, [attr(RTAX_MTU, route_mtu)]),)
+        msg = route(0, _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST, attrs)
         nl.send_raw(RTM_NEWROUTE, msg, NLM_F_CREATE | NLM_F_EXCL)
 
 

@@ -180,21 +180,33 @@ def _bounds(subnet: str) -> tuple[int, int]:
     return start, start + size - 1
 
 
+def default_route_device() -> str:
+    """The device of the calling thread's namespace's preferred IPv4 default route; "" if it has none."""
+    best: tuple[int, str] | None = None
+    for fields in _route_lines():
+        if int(fields[1], 16) == 0 and int(fields[7], 16) == 0 and int(fields[3], 16) & 1:  # RTF_UP
+            candidate = (int(fields[6]), fields[0])  # the lowest metric wins, as in the kernel's choice
+            best = candidate if best is None or candidate < best else best
+    return best[1] if best else ""
+
+
+def _route_lines() -> list[list[str]]:
+    try:
+        with open("/proc/thread-self/net/route") as f:
+            return [line.split() for line in f.readlines()[1:] if len(line.split()) >= 8]
+    except OSError:
+        return []
+
+
 def routes() -> list[str]:
     """IPv4 destinations routed in the calling thread's namespace (not the default route): subnets a new
     network must not shadow."""
     out = []
-    try:
-        with open("/proc/thread-self/net/route") as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                dest, mask = int(fields[1], 16), int(fields[7], 16)
-                if mask:
-                    # /proc/net/route prints addresses in host (little-endian) byte order.
-                    out.append(
-                        f"{int_to_ip(int.from_bytes(dest.to_bytes(4, 'little'), 'big'))}/{bin(mask).count('1')}"
-                    )
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
+    for fields in _route_lines():
+        dest, mask = int(fields[1], 16), int(fields[7], 16)
+        if mask:
+            # /proc/net/route prints addresses in host (little-endian) byte order.
+            out.append(
+                f"{int_to_ip(int.from_bytes(dest.to_bytes(4, 'little'), 'big'))}/{bin(mask).count('1')}"
+            )
     return out

@@ -41,7 +41,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD 
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 VETH_INFO_PEER, IFLA_BRPORT_MODE = 1, 4
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY = 4, 5
+RTA_OIF, RTA_GATEWAY, RTA_METRICS, RTAX_MTU = 4, 5, 8, 2
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
@@ -218,6 +218,26 @@ class Netlink:
                 return None
             raise
         return index
+
+    def link_mtu(self, name: str) -> int | None:
+        """Link ``name``'s MTU; None if there is no such link."""
+        seq = self._send_raw(RTM_GETLINK, ifinfo(attrs=(attr(IFLA_IFNAME, name),)), NLM_F_ACK)
+        mtu = None
+        try:
+            for _mtype, chunk in self._replies(seq):
+                offset = 32  # the attributes follow the header and the ifinfomsg
+                while offset + 4 <= len(chunk):
+                    length, kind = struct.unpack_from("=HH", chunk, offset)
+                    if length < 4:
+                        break
+                    if kind == IFLA_MTU and length >= 8:
+                        (mtu,) = struct.unpack_from("=I", chunk, offset + 4)
+                    offset += (length + 3) & ~3
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
+                return None
+            raise
+        return mtu
 
     def links(self) -> list[dict[str, Any]]:
         """Every link: {"index", "name", "kind", "master", "flags"}."""

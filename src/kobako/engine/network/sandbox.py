@@ -118,10 +118,12 @@ def _attach(svc: NetworkService, cid: str, name: str, net: Network, aliases: lis
         )
     fd = os.open(svc.netns_path(cid), os.O_RDONLY | os.O_CLOEXEC)
     try:
-        bridge.add_veth(svc.host_netlink(), host_ifname, bridge_index, fd, ifname, ep.mac)
+        bridge.add_veth(svc.host_netlink(), host_ifname, bridge_index, fd, ifname, ep.mac, net.mtu)
     finally:
         os.close(fd)
-    bridge.configure_inside(inner, ifname, address, net.prefixlen, net.gateway, default_route)
+    outside = svc.outside_mtu() if default_route else 0
+    route_mtu = outside if outside < net.mtu else 0
+    bridge.configure_inside(inner, ifname, address, net.prefixlen, net.gateway, default_route, route_mtu)
     return ep
 
 

@@ -18,7 +18,15 @@ import os
 
 from kobako import paths
 from kobako.engine.network import netns, portmap
-from kobako.engine.network.ipam import Ipam, check_subnet, int_to_ip, ip_to_int, overlap, routes
+from kobako.engine.network.ipam import (
+    Ipam,
+    check_subnet,
+    default_route_device,
+    int_to_ip,
+    ip_to_int,
+    overlap,
+    routes,
+)
 from kobako.engine.network.store import Database, Endpoint, Network
 from kobako.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 
@@ -34,6 +42,29 @@ DEFAULT_BRIDGE = "kobako0"
 DEFAULT_SUBNET = "10.88.0.0/16"  # podman's default network
 POOL = "10.89.0.0/16"  # user networks get a free /24 of it when no --subnet is given
 _RESERVED = frozenset({"none", "host", "default", "container"})
+# A bridge network never leaves the host, so its links carry the largest frames a veth takes: fewer,
+# bigger packets between the host and its containers and among containers. What leaves the host is kept
+# to the uplink's MTU by the containers' default route (``outside_mtu``).
+INTERNAL_MTU = 65535
+FALLBACK_OUTSIDE_MTU = 1500  # no default route in this namespace: Ethernet's
+_MTU_KEYS = ("mtu", "com.docker.network.driver.mtu")  # podman's and docker's names for it
+
+
+def driver_options(options: dict[str, str] | None) -> tuple[int, dict[str, str]]:
+    """(link MTU, the options to keep) from ``network create -o`` options; unknown keys are refused, not
+    silently ignored (a forgotten isolation option would fail open)."""
+    mtu = INTERNAL_MTU
+    for key, value in (options or {}).items():
+        if key not in _MTU_KEYS:
+            raise InvalidArgument(f"unsupported network option {key!r}: the bridge driver takes only "
+                                  f"{' or '.join(_MTU_KEYS)}")  # fmt: skip
+        try:
+            mtu = int(value)
+        except (TypeError, ValueError):
+            mtu = 0
+        if not 68 <= mtu <= INTERNAL_MTU:
+            raise InvalidArgument(f"invalid network option {key}={value!r}: an MTU from 68 to {INTERNAL_MTU}")
+    return mtu, dict(options or {})
 
 
 class NetworkService:
@@ -43,6 +74,7 @@ class NetworkService:
         self.run_dir = run_root or _run_dir(root)
         self.netns_dir = os.path.join(self.run_dir, "netns")
         self.default_subnet = default_subnet or os.environ.get("KOBAKO_BRIDGE_SUBNET") or DEFAULT_SUBNET
+        self.default_mtu = os.environ.get("KOBAKO_BRIDGE_MTU", "")  # the default network's, when first made
         self.resolv_conf = resolv_conf  # "" : containers get no resolvers unless --dns
         self.db = Database(self.root)
         self.ipam = Ipam(self.db)
@@ -50,6 +82,7 @@ class NetworkService:
         self._nft: Nft | None = None
         self._nft_json: Nft | None = None
         self._bridges: dict[str, int] = {}  # network id → bridge ifindex, ensured in this process
+        self._outside_mtu = 0
 
     def close(self) -> None:
         if self._host is not None:
@@ -91,17 +124,22 @@ class NetworkService:
         if network is not None:
             return network
         subnet, gateway = check_subnet(self.default_subnet, None)
+        try:
+            mtu, options = driver_options({"mtu": self.default_mtu} if self.default_mtu else None)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"KOBAKO_BRIDGE_MTU: {exc}") from None
         return self._insert(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, gateway, internal=False, dns=False,
-                            labels={}, exist_ok=True)  # fmt: skip
+                            labels={}, mtu=mtu, options=options, exist_ok=True)  # fmt: skip
 
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None, internal: bool = False,
-               labels: dict[str, str] | None = None) -> Network:  # fmt: skip
+               labels: dict[str, str] | None = None, options: dict[str, str] | None = None) -> Network:  # fmt: skip
         from kobako.engine.netopts import check_network
 
         if name in _RESERVED or name == DEFAULT_NETWORK:
             raise Conflict(f"network name {name!r} is reserved")
         if check_network(name) != name:
             raise InvalidArgument(f"invalid network name {name!r}")
+        mtu, options = driver_options(options)
         if subnet:
             subnet, gateway = check_subnet(subnet, gateway)
         elif gateway:
@@ -110,14 +148,15 @@ class NetworkService:
             subnet, gateway = self._free_subnet()
         nid = os.urandom(32).hex()
         return self._insert(name, "kb-" + nid[:12], subnet, gateway, internal=internal, dns=True,
-                            labels=dict(labels or {}), nid=nid)  # fmt: skip
+                            labels=dict(labels or {}), mtu=mtu, options=options, nid=nid)  # fmt: skip
 
     def _insert(self, name: str, bridge_name: str, subnet: str, gateway: str, *, internal: bool, dns: bool,
-                labels: dict[str, str], nid: str = "", exist_ok: bool = False) -> Network:  # fmt: skip
+                labels: dict[str, str], mtu: int, options: dict[str, str], nid: str = "",
+                exist_ok: bool = False) -> Network:  # fmt: skip
         from kobako.engine.clock import rfc3339
 
         network = Network(nid or os.urandom(32).hex(), name, bridge_name, subnet, gateway, internal=internal,
-                          dns=dns, labels=labels, created=rfc3339())  # fmt: skip
+                          dns=dns, labels=labels, created=rfc3339(), mtu=mtu, options=options)  # fmt: skip
         with self.db.transaction() as conn:
             row = conn.execute("SELECT id FROM networks WHERE name = ?", (name,)).fetchone()
             if row is not None:
@@ -127,8 +166,7 @@ class NetworkService:
             for other, other_subnet in conn.execute("SELECT name, subnet FROM networks").fetchall():
                 if overlap(subnet, other_subnet):
                     raise Conflict(f"subnet {subnet} overlaps with network {other} ({other_subnet})")
-            conn.execute(f"INSERT INTO networks ({', '.join(Network.FIELDS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                         network.row())  # fmt: skip
+            self.db.insert_network(conn, network)
         return network
 
     def _free_subnet(self) -> tuple[str, str]:
@@ -157,7 +195,9 @@ class NetworkService:
                      "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}]},
             "Internal": net.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
             "ConfigOnly": False, "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": net.bridge}, "Labels": dict(net.labels),
+            "Options": {**net.options, "com.docker.network.bridge.name": net.bridge,
+                        "com.docker.network.driver.mtu": str(net.mtu)},
+            "Labels": dict(net.labels),
         }  # fmt: skip
 
     def remove(self, ref: str, force: bool = False) -> Network:
@@ -214,6 +254,7 @@ class NetworkService:
         """Forget the bridges this instance ensured: the next setup checks the kernel again (a
         long-lived instance, e.g. a restarting container's monitor, must not trust an old answer)."""
         self._bridges.clear()
+        self._outside_mtu = 0
 
     def ensure_kernel(self, net: Network) -> int:
         """Bridge, its sysctls and its nftables elements, once per network and process; the bridge ifindex."""
@@ -222,7 +263,7 @@ class NetworkService:
             return index
         from kobako.engine.network import bridge
 
-        index = bridge.ensure_bridge(self.host_netlink(), net.bridge, net.gateway, net.prefixlen)
+        index = bridge.ensure_bridge(self.host_netlink(), net.bridge, net.gateway, net.prefixlen, net.mtu)
         if not net.internal:
             # A packet to 127.0.0.1 DNATed to a container leaves through the bridge with a loopback
             # source: route_localnet lets it (the guard chain keeps containers off the host's loopback).
@@ -231,6 +272,16 @@ class NetworkService:
         self._bridges[net.id] = index
         self.add_elements(portmap.network_elements(net.bridge, net.internal, net.subnet))
         return index
+
+    def outside_mtu(self) -> int:
+        """The MTU of the device the host's default route leaves by (once per instance, like the bridges):
+        a container's default route is held to it, so what it sends out of the host needs no fragmenting
+        on the way and large datagrams are not lost to path-MTU discovery."""
+        if not self._outside_mtu:
+            device = default_route_device()
+            mtu = self.host_netlink().link_mtu(device) if device else None
+            self._outside_mtu = mtu or FALLBACK_OUTSIDE_MTU
+        return self._outside_mtu
 
     def add_elements(self, elements: list[str]) -> None:
         """Add set/map elements, making the table first where it is missing (first use, or removed by

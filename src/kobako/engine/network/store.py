@@ -26,7 +26,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL, bridge TEXT NOT NULL UNIQUE,
     subnet TEXT NOT NULL, gateway TEXT NOT NULL, internal INTEGER NOT NULL, dns INTEGER NOT NULL,
-    labels TEXT NOT NULL, created TEXT NOT NULL);
+    labels TEXT NOT NULL, created TEXT NOT NULL, mtu INTEGER NOT NULL DEFAULT 1500,
+    options TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS addresses (
     network_id TEXT NOT NULL, ip INTEGER NOT NULL, owner TEXT NOT NULL,
     PRIMARY KEY (network_id, ip), UNIQUE (network_id, owner));
@@ -43,17 +44,21 @@ CREATE TABLE IF NOT EXISTS ports (
 CREATE INDEX IF NOT EXISTS ports_by_container ON ports (container_id);
 CREATE INDEX IF NOT EXISTS endpoints_by_network ON endpoints (network_id);
 """
-_VERSION = 1
+_VERSION = 2
+# Version 1 had no mtu/options: its networks' bridges were made at 1500, which the default keeps.
+_MIGRATIONS = {1: ("ALTER TABLE networks ADD COLUMN mtu INTEGER NOT NULL DEFAULT 1500",
+                   "ALTER TABLE networks ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")}  # fmt: skip
 
 
 class Network:
     """One network record (plain class: dataclasses cost start-up time)."""
 
-    FIELDS = ("id", "name", "driver", "bridge", "subnet", "gateway", "internal", "dns", "labels", "created")
+    FIELDS = ("id", "name", "driver", "bridge", "subnet", "gateway", "internal", "dns", "labels", "created", "mtu",
+              "options")  # fmt: skip
 
     def __init__(self, id: str, name: str, bridge: str, subnet: str, gateway: str, *, driver: str = "bridge",
                  internal: bool = False, dns: bool = True, labels: dict[str, str] | None = None,
-                 created: str = "") -> None:  # fmt: skip
+                 created: str = "", mtu: int = 1500, options: dict[str, str] | None = None) -> None:  # fmt: skip
         self.id = id
         self.name = name
         self.driver = driver
@@ -64,6 +69,8 @@ class Network:
         self.dns = dns  # containers on it resolve each other by name (user-defined networks)
         self.labels = labels or {}
         self.created = created
+        self.mtu = mtu  # of the bridge and every veth on it (the container's default route may be lower)
+        self.options = options or {}  # driver options as the user gave them (network create -o)
 
     @property
     def prefixlen(self) -> int:
@@ -71,13 +78,15 @@ class Network:
 
     @classmethod
     def from_row(cls, row: tuple) -> Network:
-        nid, name, driver, bridge, subnet, gateway, internal, dns, labels, created = row
+        nid, name, driver, bridge, subnet, gateway, internal, dns, labels, created, mtu, options = row
         return cls(nid, name, bridge, subnet, gateway, driver=driver, internal=bool(internal), dns=bool(dns),
-                   labels=jsoncodec.loads(labels), created=created)  # fmt: skip
+                   labels=jsoncodec.loads(labels), created=created, mtu=mtu,
+                   options=jsoncodec.loads(options))  # fmt: skip
 
     def row(self) -> tuple:
         return (self.id, self.name, self.driver, self.bridge, self.subnet, self.gateway, int(self.internal),
-                int(self.dns), jsoncodec.dumps(self.labels), self.created)  # fmt: skip
+                int(self.dns), jsoncodec.dumps(self.labels), self.created, self.mtu,
+                jsoncodec.dumps(self.options))  # fmt: skip
 
 
 class Endpoint:
@@ -139,10 +148,16 @@ class Database:
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
             if self.conn.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
                 with self.transaction() as c:
-                    if c.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+                    version = c.execute("PRAGMA user_version").fetchone()[0]
+                    if version > _VERSION:
+                        raise Unavailable(f"network database {self.path} is of a newer kobako (version "
+                                          f"{version}; this one knows {_VERSION})")  # fmt: skip
+                    if version != _VERSION:
                         for statement in _SCHEMA.split(";"):  # not executescript: it would commit first
                             if statement.strip():
                                 c.execute(statement)
+                        for statement in _MIGRATIONS.get(version, ()):
+                            c.execute(statement)
                         c.execute(f"PRAGMA user_version={_VERSION}")
         except sqlite.Error as exc:
             raise Unavailable(f"network database {self.path}: {exc}") from exc
@@ -171,6 +186,11 @@ class Database:
             if len(rows) > 1:
                 return None
         return Network.from_row(rows[0]) if rows else None
+
+    @staticmethod
+    def insert_network(conn: sqlite.Connection, network: Network) -> None:
+        marks = ",".join("?" * len(Network.FIELDS))
+        conn.execute(f"INSERT INTO networks ({', '.join(Network.FIELDS)}) VALUES ({marks})", network.row())
 
     def network_by_id(self, network_id: str) -> Network | None:
         rows = self.query(f"SELECT {', '.join(Network.FIELDS)} FROM networks WHERE id = ?", (network_id,))
