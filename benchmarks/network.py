@@ -7,17 +7,20 @@ the same process), next to the cost of loading pyroute2's messages alone.
 Throughput (iperf3 when installed, else a Python socket stream): container → container through a
 kobako bridge with kobako's nftables rules loaded (br_netfilter on this host sends bridged traffic through
 them), a host → container published port (DNAT), against the peer: a plain veth pair between two
-namespaces with no bridge and no rules. Everything is set up once, then each path is sampled in turn for
-``--tput-rounds`` rounds: medians, and the median of the per-round ratios to the peer.
+namespaces with no bridge and no rules, at the MTU of kobako's links (like for like; a pair at the default
+1500 is sampled too). Everything is set up once, then each path is sampled in turn for ``--tput-rounds``
+rounds: medians, and the median of the per-round ratios to the peer.
 
 Published port against podman (``--podman-rounds``, 0 skips it): busybox ``httpd`` serving a file made with
 ``dd`` in the container, published on 127.0.0.1 by ``kobako run -p`` and by ``podman run -p`` (runc, isolated
 storage, CNI with its network config, IPAM data dir and the CNI cache in a temporary directory), both engines
 run with ``nsenter --net`` in one more namespace made here; a Python client in that namespace fetches the
-file from each published port in turn (alternating rounds, median MB/s). Everything is removed at the end.
+file from each published port in turn (alternating rounds, median MB/s). Both engines at their defaults:
+``--podman-mtu 65535`` gives podman's network kobako's MTU, to compare the rest like for like. Everything is
+removed at the end.
 
     sudo .venv/bin/python benchmarks/network.py [--seconds 2] [--rounds 20] [--tput-rounds 5] [--podman-rounds 5]
-        [--size-mb 256] [--fetches 3] [--only-podman]
+        [--size-mb 256] [--fetches 3] [--only-podman] [--podman-mtu N]
 """
 
 from __future__ import annotations
@@ -213,17 +216,23 @@ def throughput(host: str, root: str, seconds: float, rounds: int) -> dict:
         svc.teardown(b)
         svc.remove("tput")
 
-    pair, hub = _namespaces(2), _namespaces(3)
+    pair, default_pair, hub = _namespaces(2), _namespaces(2), _namespaces(3)
     try:
-        p1, p2 = _plain_pair(pair)
-        c1, c2 = _plain_bridge(hub)
+        from kobako.engine.network.service import INTERNAL_MTU
+
+        p1, p2 = _plain_pair(pair, INTERNAL_MTU)
+        d1, d2 = _plain_pair(default_pair, 0, "10.214.0")
+        c1, c2 = _plain_bridge(hub, INTERNAL_MTU)
         s = in_child(host, setup)
         try:
             paths = {
-                "plain veth pair (peer, no bridge, no rules)": lambda: stream(
+                "plain veth pair (peer, no bridge, no rules, kobako's MTU)": lambda: stream(
                     p2, p1, "10.212.0.2", 5201, seconds
                 ),
-                "two veths on a plain bridge (no kobako rules)": lambda: stream(
+                "plain veth pair at the default MTU (1500)": lambda: stream(
+                    d2, d1, "10.214.0.2", 5201, seconds
+                ),
+                "two veths on a plain bridge (no kobako rules, kobako's MTU)": lambda: stream(
                     c2, c1, "10.213.0.2", 5201, seconds
                 ),
                 "container → container (kobako bridge + rules)": lambda: stream(
@@ -242,7 +251,7 @@ def throughput(host: str, root: str, seconds: float, rounds: int) -> dict:
         finally:
             in_child(host, down)
     finally:
-        _drop(pair + hub)
+        _drop(pair + default_pair + hub)
 
 
 def _namespaces(count: int) -> list[str]:
@@ -258,23 +267,29 @@ def _drop(names: list[str]) -> None:
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
-def _plain_pair(names: list[str]) -> tuple[str, str]:
-    """The peer: two namespaces joined by one veth pair, nothing else."""
+def _mtu(mtu: int) -> list[str]:
+    return ["mtu", str(mtu)] if mtu else []
+
+
+def _plain_pair(names: list[str], mtu: int, prefix: str = "10.212.0") -> tuple[str, str]:
+    """The peer: two namespaces joined by one veth pair (at ``mtu``; 0: the default), nothing else."""
     p1, p2 = (f"/run/netns/{n}" for n in names)
-    sh("ip", "link", "add", "v1", "type", "veth", "peer", "name", "v2", "netns", p2, netns=p1)
-    for ns, dev, addr in ((p1, "v1", "10.212.0.1/24"), (p2, "v2", "10.212.0.2/24")):
+    sh("ip", "link", "add", "v1", *_mtu(mtu), "type", "veth", "peer", "name", "v2", *_mtu(mtu), "netns", p2,
+       netns=p1)  # fmt: skip
+    for ns, dev, addr in ((p1, "v1", f"{prefix}.1/24"), (p2, "v2", f"{prefix}.2/24")):
         sh("ip", "addr", "add", addr, "dev", dev, netns=ns)
         sh("ip", "link", "set", dev, "up", netns=ns)
     return p1, p2
 
 
-def _plain_bridge(names: list[str]) -> tuple[str, str]:
+def _plain_bridge(names: list[str], mtu: int) -> tuple[str, str]:
     """Two namespaces on a bridge in a third, no nftables at all: what the bridge alone costs."""
     hub, c1, c2 = (f"/run/netns/{n}" for n in names)
-    sh("ip", "link", "add", "br0", "type", "bridge", netns=hub)
+    sh("ip", "link", "add", "br0", *_mtu(mtu), "type", "bridge", netns=hub)
     sh("ip", "link", "set", "br0", "up", netns=hub)
     for i, ns in ((1, c1), (2, c2)):
-        sh("ip", "link", "add", f"h{i}", "type", "veth", "peer", "name", "eth0", "netns", ns, netns=hub)
+        sh("ip", "link", "add", f"h{i}", *_mtu(mtu), "type", "veth", "peer", "name", "eth0", *_mtu(mtu),
+           "netns", ns, netns=hub)  # fmt: skip
         sh("ip", "link", "set", f"h{i}", "master", "br0", "up", netns=hub)
         sh("ip", "addr", "add", f"10.213.0.{i}/24", "dev", "eth0", netns=ns)
         sh("ip", "link", "set", "eth0", "up", netns=ns)
@@ -286,16 +301,17 @@ SERVE = "mkdir -p /www && dd if=/dev/zero of=/www/blob bs=1M count={mb} 2>/dev/n
 CNI_NET = "kbbench"
 
 
-def _cni_conflist(base: str) -> str:
-    """A bridge + portmap network like podman's default, with host-local IPAM's data under ``base``."""
+def _cni_conflist(base: str, mtu: int = 0) -> str:
+    """A bridge + portmap network like podman's default, with host-local IPAM's data under ``base``
+    (``mtu``: the bridge plugin's, 0 for its default)."""
+    bridge = {"type": "bridge", "bridge": "kbbpod0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+              "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": f"{base}/cni-ipam",
+                       "ranges": [[{"subnet": "10.216.0.0/24", "gateway": "10.216.0.1"}]]}}  # fmt: skip
+    if mtu:
+        bridge["mtu"] = mtu
     return json.dumps({
         "cniVersion": "0.4.0", "name": CNI_NET,
-        "plugins": [
-            {"type": "bridge", "bridge": "kbbpod0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-             "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": f"{base}/cni-ipam",
-                      "ranges": [[{"subnet": "10.216.0.0/24", "gateway": "10.216.0.1"}]]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
+        "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": True}}],
     })  # fmt: skip
 
 
@@ -334,7 +350,7 @@ def _ready(port: int, size: int) -> bool:
     return bool(m) and int(m.group(1)) == size
 
 
-def published_vs_podman(rounds: int, size_mb: int, fetches: int) -> dict:
+def published_vs_podman(rounds: int, size_mb: int, fetches: int, podman_mtu: int = 0) -> dict:
     """MB/s through ``kobako run -p`` and ``podman run -p`` (same busybox, same httpd, same client), or a
     note why podman's side could not be measured."""
     from kobako.testing.busybox import make_rootfs
@@ -372,7 +388,9 @@ def published_vs_podman(rounds: int, size_mb: int, fetches: int) -> dict:
             from kobako.testing.podman import Podman
 
             podman = Podman(Path(base) / "podman")
-            (podman.base / "net" / f"{CNI_NET}.conflist").write_text(_cni_conflist(str(podman.base)))
+            (podman.base / "net" / f"{CNI_NET}.conflist").write_text(
+                _cni_conflist(str(podman.base), podman_mtu)
+            )
             podman.import_rootfs(Path(rootfs), "localhost/busybox")
             flags = podman.run_flags()
             i = flags.index("--network")
@@ -381,7 +399,7 @@ def published_vs_podman(rounds: int, size_mb: int, fetches: int) -> dict:
                     "-p", "127.0.0.1:18082:80", "localhost/busybox", *serve]  # fmt: skip
             proc = _run(pcmd, podman.env)
             if proc.returncode == 0:
-                ports["podman run -p (runc, CNI)"] = 18082
+                ports[f"podman run -p (runc, CNI{f', mtu {podman_mtu}' if podman_mtu else ''})"] = 18082
             else:
                 info = _run([podman.binary, *podman.global_flags, "info", "--format",
                              "{{.Host.NetworkBackend}}"], podman.env).stdout.strip()  # fmt: skip
@@ -440,11 +458,12 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=256, help="the file httpd serves")
     parser.add_argument("--fetches", type=int, default=3, help="GETs per engine per round")
     parser.add_argument("--only-podman", action="store_true", help="only the published port vs podman")
+    parser.add_argument("--podman-mtu", type=int, default=0, help="podman's network MTU (default: CNI's)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 1
-    pub = published_vs_podman(max(args.podman_rounds, 1), args.size_mb, args.fetches) if (
+    pub = published_vs_podman(max(args.podman_rounds, 1), args.size_mb, args.fetches, args.podman_mtu) if (
         args.podman_rounds > 0 or args.only_podman) else None  # fmt: skip
     if args.only_podman:
         _print_pub(pub, args)
