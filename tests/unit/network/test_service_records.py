@@ -71,12 +71,14 @@ def test_mtu_option_and_defaults(svc: NetworkService, tmp_path: Path, monkeypatc
     docker = svc.create("docker", options={"com.docker.network.driver.mtu": "1450"})
     assert (docker.mtu, svc.get("docker").options) == (1450, {"com.docker.network.driver.mtu": "1450"})
     assert svc.create("podman", options={"mtu": "68"}).mtu == 68
+    assert svc.create("both", options={"mtu": "1400", "com.docker.network.driver.mtu": "1400"}).mtu == 1400
     for options, says in (({"mtu": "67"}, "from 68 to 65535"), ({"mtu": "65536"}, "from 68 to 65535"),
                           ({"mtu": ""}, "an MTU"), ({"com.docker.network.bridge.enable_icc": "false"},
-                                                    "unsupported network option")):  # fmt: skip
+                                                    "unsupported network option"),
+                          ({"mtu": "1400", "com.docker.network.driver.mtu": "1500"}, "disagree")):  # fmt: skip
         with pytest.raises(InvalidArgument, match=says):
             svc.create("bad", options=options)
-    assert [n.name for n in svc.list()] == ["big", "docker", "podman"]
+    assert {n.name for n in svc.list()} == {"big", "docker", "podman", "both"}  # no "bad"
     monkeypatch.setenv("KOBAKO_BRIDGE_MTU", "1500")
     other = NetworkService(str(tmp_path / "other"), default_subnet="10.88.0.0/16", resolv_conf="")
     assert other.ensure_default().mtu == 1500

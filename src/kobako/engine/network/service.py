@@ -64,6 +64,8 @@ def driver_options(options: dict[str, str] | None) -> tuple[int, dict[str, str]]
             mtu = 0
         if not 68 <= mtu <= INTERNAL_MTU:
             raise InvalidArgument(f"invalid network option {key}={value!r}: an MTU from 68 to {INTERNAL_MTU}")
+    if len({(options or {}).get(k, str(mtu)) for k in _MTU_KEYS}) > 1:
+        raise InvalidArgument(f"network options {' and '.join(_MTU_KEYS)} disagree")
     return mtu, dict(options or {})
 
 
