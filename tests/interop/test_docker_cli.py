@@ -237,6 +237,12 @@ def test_network_create_ls_rm(d: Service) -> None:
     assert d("network", "create", "clinet", check=False).returncode != 0
     d("network", "rm", "clinet")
     assert "clinet" not in d("network", "ls").stdout
+    d("network", "create", "-o", "com.docker.network.driver.mtu=1400", "climtu")
+    mtu = d("network", "inspect", "-f", '{{index .Options "com.docker.network.driver.mtu"}}', "climtu")
+    assert mtu.stdout.strip() == "1400"
+    bad = d("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "clibad", check=False)
+    assert bad.returncode != 0 and "unsupported network option" in bad.stderr
+    d("network", "rm", "climtu")
 
 
 def test_volume_create_ls_rm_and_use(d: Service) -> None:
