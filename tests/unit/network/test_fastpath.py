@@ -1,19 +1,59 @@
-"""The fast path's program and the one rule about trusting a map by its name."""
+"""The fast path's program, and which map it trusts."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
+
+import pytest
 
 from kobako.engine.network import fastpath
 
 
-def test_map_names_are_trusted_only_where_unprivileged_bpf_is_off(tmp_path: Path) -> None:
-    sysctl = tmp_path / "unprivileged_bpf_disabled"
-    for value, trusted in ((b"0\n", False), (b"1\n", True), (b"2\n", True)):
-        sysctl.write_bytes(value)
-        assert fastpath._names_trusted(str(sysctl)) is trusted
-    assert fastpath._names_trusted(str(tmp_path / "missing")) is False
+@pytest.mark.root
+def test_a_map_is_used_only_if_this_boots_record_names_it(tmp_path: Path) -> None:
+    """Not by its name alone: with unprivileged BPF allowed anyone may name a map like a network's."""
+    records, nid = str(tmp_path / "fastpath"), "ab" * 32
+    squatter = fastpath._create_map(nid)  # the right name, but nobody recorded it
+    try:
+        assert fastpath._open_map(records, nid) is None
+        fd = fastpath._ensure_map(records, nid)
+        try:
+            assert fd != squatter
+            assert (tmp_path / "fastpath").stat().st_mode & 0o777 == 0o700
+            record = tmp_path / "fastpath" / nid
+            assert record.stat().st_mode & 0o777 == 0o600
+            boot, map_id = record.read_text().split()
+            assert (
+                boot == fastpath._boot_id()
+                and int(map_id) == struct.unpack_from("<I", fastpath._map_info(fd), 4)[0]
+            )
+            again = fastpath._ensure_map(records, nid)  # the recorded map, not a second one
+            assert fastpath._map_info(again)[4:8] == fastpath._map_info(fd)[4:8]
+            os.close(again)
+            fastpath._update(fd, "10.1.2.3", 7)
+            assert fastpath.entries(records, nid) == {"10.1.2.3": 7}
+            fastpath.forget(records, nid, "10.1.2.3")
+            assert fastpath.entries(records, nid) == {}
+            squatter_id = struct.unpack_from("<I", fastpath._map_info(squatter), 4)[0]
+            for text in (f"another-boot {map_id}\n", f"{boot} {squatter_id + 10**6}\n", "garbage"):
+                record.write_text(text)
+                assert fastpath._open_map(records, nid) is None, text
+            other = fastpath._create_map("cd" * 32)  # alive and recorded, but another network's
+            try:
+                other_id = struct.unpack_from("<I", fastpath._map_info(other), 4)[0]
+                record.write_text(f"{boot} {other_id}\n")
+                assert fastpath._open_map(records, nid) is None
+            finally:
+                os.close(other)
+            fastpath.drop(records, nid)
+            assert not record.exists()
+            fastpath.drop(records, nid)  # idempotent
+        finally:
+            os.close(fd)
+    finally:
+        os.close(squatter)
 
 
 def test_the_program_jumps_land_inside_it_and_it_ends_in_exit() -> None:

@@ -3,7 +3,7 @@
 Records are the truth for what *should* exist; a live container is one whose namespace is mounted (and,
 when the engine says which containers run, one of those). Each finding carries the repair that removes
 it; repairs only ever delete kobako's own objects (``kv*`` veths, bridges of kobako networks, elements of
-``table ip kobako``, files under the netns directory, rows).
+``table ip kobako``, files under the netns and fast-path directories, rows).
 """
 
 from __future__ import annotations
@@ -68,10 +68,15 @@ def find_leaks(svc: NetworkService, live_containers: set[str] | None = None) -> 
 
     addresses = {(ep.network_id, ep.ip) for ep in endpoints}
     for net in networks:
-        for ip in fastpath.entries(net.id):
+        for ip in fastpath.entries(svc.fastpath_dir, net.id):
             if (net.id, ip) not in addresses:
                 leaks.append(Leak(f"fast-path entry {ip} of network {net.name} without an endpoint",
-                                  lambda nid=net.id, ip=ip: fastpath.forget(nid, ip)))  # fmt: skip
+                                  lambda nid=net.id, ip=ip: fastpath.forget(svc.fastpath_dir, nid, ip)))  # fmt: skip
+    known = {net.id for net in networks}
+    for name in fastpath.recorded_networks(svc.fastpath_dir):
+        if name not in known:
+            leaks.append(Leak(f"fast-path map record {name[:12]} without a network",
+                              lambda name=name: fastpath.drop(svc.fastpath_dir, name)))  # fmt: skip
     bridges = {n.bridge for n in networks}
     host_ifnames = {ep.host_ifname for ep in endpoints}
     nl = svc.host_netlink()

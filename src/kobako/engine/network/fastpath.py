@@ -9,18 +9,18 @@ map goes to ``bpf_redirect_peer`` (into that container's eth0, in its namespace)
 gateway, published ports, other networks, the world) carries on through the bridge as before.
 
 It is an accelerator only: where the kernel refuses (no BPF, an old kernel) nothing is attached and the
-bridge carries everything. The map has no file in bpffs: the attached programs keep it alive and it is
-found again by its name (``kbfp`` + the network id); should two setups race to make it, both maps get
-every update. A name proves nothing where unprivileged users may make BPF maps too
-(``kernel.unprivileged_bpf_disabled`` = 0): there the fast path stays off, or another user's map could
-steer the redirects. An entry goes when its endpoint is torn down; a stale one (after a crash) points at a
-deleted ifindex and only drops frames to an address nobody holds. Same-network traffic was accepted by
-kobako's rules anyway, so isolation between networks is unchanged.
+bridge carries everything. The map has no file in bpffs: the attached programs keep it alive, and its id is
+recorded, with the boot it belongs to, in a root-only file of the run directory (``<run root>/fastpath/
+<network id>``, written under a lock so racing setups share one map). A map is used only if that record
+names it and it still bears the network's name: a name alone proves nothing where unprivileged users may
+make BPF maps (they can read a network's id off its bridge's name), and an id is not handed out again
+within a boot while the map lives. An entry goes when its endpoint is torn down; a stale one (after a
+crash) points at a deleted ifindex and only drops frames to an address nobody holds. Same-network traffic
+was accepted by kobako's rules anyway, so isolation between networks is unchanged.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import struct
@@ -52,74 +52,84 @@ def map_name(network_id: str) -> bytes:
     return ("kbfp" + network_id[:11]).encode()
 
 
-def attach(host: Netlink, network_id: str, subnet: str, gateway: str, host_ifname: str, address: str) -> bool:
+def attach(host: Netlink, records: str, network_id: str, subnet: str, gateway: str, host_ifname: str,
+           address: str) -> bool:  # fmt: skip
     """Make ``address`` reachable straight from the network's other containers and give the new veth
-    the program (``subnet``/``gateway``: what it need not look up); False (and the bridge does the
-    work) where the kernel refuses."""
-    if not _names_trusted():
-        return False
+    the program (``subnet``/``gateway``: what it need not look up; ``records``: the directory of map
+    records); False (and the bridge does the work) where the kernel refuses."""
     try:
         index = host.link_index(host_ifname)
         if index is None:
             return False
-        fds = _maps(network_id) or [_create_map(network_id)]
+        fd = _ensure_map(records, network_id)
         try:
-            for fd in fds:
-                _update(fd, address, index)
-            prog = bpf.load(_PROG_TYPE_SCHED_CLS, program(fds[0], subnet, gateway), b"kobako_fastpath")
+            _update(fd, address, index)
+            prog = bpf.load(_PROG_TYPE_SCHED_CLS, program(fd, subnet, gateway), b"kobako_fastpath")
             try:
                 _attach_ingress(host, index, prog)
             finally:
                 os.close(prog)
         finally:
-            for fd in fds:
-                os.close(fd)
+            os.close(fd)
     except OSError:
         return False
     return True
 
 
-def forget(network_id: str, address: str) -> None:
-    """Drop ``address`` from the network's map(s), before its veth goes (best effort)."""
-    try:
-        fds = _maps(network_id)
-    except OSError:
+def forget(records: str, network_id: str, address: str) -> None:
+    """Drop ``address`` from the network's map, before its veth goes (best effort)."""
+    fd = _open_map(records, network_id)
+    if fd is None:
         return
-    for fd in fds:
-        try:
-            key = _key(address)
-            bpf.call(bpf.MAP_DELETE_ELEM, struct.pack("<IIQ", fd, 0, bpf.address(key)))
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+    try:
+        key = _key(address)
+        bpf.call(bpf.MAP_DELETE_ELEM, struct.pack("<IIQ", fd, 0, bpf.address(key)))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
-def entries(network_id: str) -> dict[str, int]:
+def drop(records: str, network_id: str) -> None:
+    """Forget the network's map record (the network is gone; the map goes with its last program)."""
+    try:
+        os.unlink(os.path.join(records, network_id))
+    except FileNotFoundError:
+        pass
+
+
+def recorded_networks(records: str) -> list[str]:
+    """The network ids with a map record."""
+    try:
+        names = os.listdir(records)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.startswith(".") and not n.endswith(".tmp"))
+
+
+def entries(records: str, network_id: str) -> dict[str, int]:
     """The map's address → host ifindex entries (for `system check` and tests); {} without a map."""
     from kobako import libc
 
     out: dict[str, int] = {}
-    try:
-        fds = _maps(network_id)
-    except OSError:
+    fd = _open_map(records, network_id)
+    if fd is None:
         return out
-    for fd in fds:
-        try:
-            previous = None  # GET_NEXT_KEY from no key: the first one
-            while True:
-                key, value = libc.byte_buffer(b"", 4), libc.byte_buffer(b"", 4)
-                after = bpf.address(previous) if previous is not None else 0
-                try:
-                    bpf.call(bpf.MAP_GET_NEXT_KEY, struct.pack("<IIQQ", fd, 0, after, bpf.address(key)))
-                except OSError:
-                    break  # ENOENT: no more keys
-                attr = struct.pack("<IIQQ", fd, 0, bpf.address(key), bpf.address(value))
-                bpf.call(bpf.MAP_LOOKUP_ELEM, attr)
-                out[socket.inet_ntoa(bytes(key))] = struct.unpack("<I", bytes(value))[0]
-                previous = key
-        finally:
-            os.close(fd)
+    try:
+        previous = None  # GET_NEXT_KEY from no key: the first one
+        while True:
+            key, value = libc.byte_buffer(b"", 4), libc.byte_buffer(b"", 4)
+            after = bpf.address(previous) if previous is not None else 0
+            try:
+                bpf.call(bpf.MAP_GET_NEXT_KEY, struct.pack("<IIQQ", fd, 0, after, bpf.address(key)))
+            except OSError:
+                break  # ENOENT: no more keys
+            attr = struct.pack("<IIQQ", fd, 0, bpf.address(key), bpf.address(value))
+            bpf.call(bpf.MAP_LOOKUP_ELEM, attr)
+            out[socket.inet_ntoa(bytes(key))] = struct.unpack("<I", bytes(value))[0]
+            previous = key
+    finally:
+        os.close(fd)
     return out
 
 
@@ -196,45 +206,72 @@ def _create_map(network_id: str) -> int:
     return bpf.call(bpf.MAP_CREATE, attr)[0]
 
 
-def _names_trusted(sysctl: str = "/proc/sys/kernel/unprivileged_bpf_disabled") -> bool:
-    """Only privileged processes can make BPF maps (so only kobako makes one named like ours)."""
+def _boot_id(path: str = "/proc/sys/kernel/random/boot_id") -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _open_map(records: str, network_id: str) -> int | None:
+    """An fd of the map the record names, if it is this boot's, still alive and still the network's."""
     try:
-        with open(sysctl, "rb") as f:
-            return f.read().strip() not in (b"", b"0")
+        with open(os.path.join(records, network_id)) as f:
+            boot, _, map_id = f.read().strip().partition(" ")
+        if boot != _boot_id() or not map_id.isdigit():
+            return None
+        fd = bpf.call(bpf.MAP_GET_FD_BY_ID, struct.pack("<I", int(map_id)))[0]
+    except (OSError, ValueError):
+        return None  # no record, or the map went with its last program
+    try:
+        if _name_of(fd) == map_name(network_id):
+            return fd
     except OSError:
-        return False
+        pass
+    os.close(fd)
+    return None
 
 
-def _maps(network_id: str) -> list[int]:
-    """Open fds of every live map named for this network (usually one); none where names prove nothing."""
-    if not _names_trusted():
-        return []
-    want = map_name(network_id)
-    found, current = [], 0
-    while True:
+def _ensure_map(records: str, network_id: str) -> int:
+    """The network's map, made and recorded under the records' lock if there is none."""
+    fd = _open_map(records, network_id)
+    if fd is not None:
+        return fd
+    import fcntl
+
+    os.makedirs(records, mode=0o700, exist_ok=True)
+    lock = os.open(os.path.join(records, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fd = _open_map(records, network_id)  # made by a racing setup meanwhile
+        if fd is not None:
+            return fd
+        fd = _create_map(network_id)
         try:
-            _, answer = bpf.call(bpf.MAP_GET_NEXT_ID, struct.pack("<II", current, 0))
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return found
-            raise
-        current = struct.unpack_from("<I", answer, 4)[0]  # next_id
-        try:
-            fd = bpf.call(bpf.MAP_GET_FD_BY_ID, struct.pack("<I", current))[0]
-        except OSError:
-            continue  # gone meanwhile
-        if _name_of(fd) == want:
-            found.append(fd)
-        else:
+            info = _map_info(fd)
+            map_id = struct.unpack_from("<I", info, 4)[0]
+            path = os.path.join(records, network_id)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
+                f.write(f"{_boot_id()} {map_id}\n")
+            os.replace(tmp, path)
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def _map_info(fd: int) -> bytes:
+    """struct bpf_map_info up to its name: type, id, key_size, value_size, max_entries, map_flags, name."""
+    from kobako import libc
+
+    info = libc.byte_buffer(b"", 96)
+    bpf.call(bpf.OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, bpf.address(info)))
+    return bytes(info)
 
 
 def _name_of(fd: int) -> bytes:
-    from kobako import libc
-
-    info = libc.byte_buffer(b"", 96)  # struct bpf_map_info up to its name
-    bpf.call(bpf.OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, bpf.address(info)))
-    return bytes(info)[24:40].rstrip(b"\0")  # type, id, key_size, value_size, max_entries, map_flags, name
+    return _map_info(fd)[24:40].rstrip(b"\0")
 
 
 def _update(fd: int, address: str, index: int) -> None:

@@ -191,7 +191,7 @@ def detach(svc: NetworkService, ep: Endpoint, kernel: bool = True) -> None:
     address. Its fast-path entry goes first: the address may be handed out again."""
     from kobako.engine.network import fastpath
 
-    fastpath.forget(ep.network_id, ep.ip)
+    fastpath.forget(svc.fastpath_dir, ep.network_id, ep.ip)
     if kernel:
         from kobako.engine.network import bridge
 
@@ -238,9 +238,9 @@ def connect(svc: NetworkService, network: str, container_id: str, ip: str | None
     _refresh_hosts(svc, {net.id}, {container_id})
     from kobako.engine.network import fastpath
 
-    fastpath.attach(
-        svc.host_netlink(), net.id, net.subnet, net.gateway, ep.host_ifname, ep.ip
-    )  # running: now
+    fastpath.attach(  # running: now
+        svc.host_netlink(), svc.fastpath_dir, net.id, net.subnet, net.gateway, ep.host_ifname, ep.ip
+    )
     return _settings(net, ep)
 
 

@@ -75,6 +75,7 @@ class NetworkService:
         self.root = root or paths.state_root()
         self.run_dir = run_root or _run_dir(root)
         self.netns_dir = os.path.join(self.run_dir, "netns")
+        self.fastpath_dir = os.path.join(self.run_dir, "fastpath")  # the fast path's map records
         self.default_subnet = default_subnet or os.environ.get("KOBAKO_BRIDGE_SUBNET") or DEFAULT_SUBNET
         self.default_mtu = os.environ.get("KOBAKO_BRIDGE_MTU", "")  # the default network's, when first made
         self.resolv_conf = resolv_conf  # "" : containers get no resolvers unless --dns
@@ -221,8 +222,9 @@ class NetworkService:
         return net
 
     def _remove_kernel(self, net: Network) -> None:
-        from kobako.engine.network import bridge
+        from kobako.engine.network import bridge, fastpath
 
+        fastpath.drop(self.fastpath_dir, net.id)
         self._bridges.pop(net.id, None)
         if portmap.listing(self.nft_json()) is not None:
             portmap.delete_elements(
@@ -331,7 +333,8 @@ class NetworkService:
         for ep in self.db.endpoints(container_id=container_id):
             net = self.db.network_by_id(ep.network_id)
             if net is not None:
-                fastpath.attach(self.host_netlink(), net.id, net.subnet, net.gateway, ep.host_ifname, ep.ip)
+                fastpath.attach(self.host_netlink(), self.fastpath_dir, net.id, net.subnet, net.gateway,
+                                ep.host_ifname, ep.ip)  # fmt: skip
 
     def connect(self, network: str, container_id: str, ip: str | None = None, aliases: list[str] | None = None,
                 name: str = "") -> dict[str, Any]:  # fmt: skip
