@@ -22,6 +22,9 @@ import marshal
 import sys
 
 FORMAT = 2
+#: (directory, groups) for a process that preloads later, once it knows it needs a group (``preload_later``):
+#: set by its launcher.
+LATER: tuple[str, list[str]] | None = None
 
 
 def preload(directory: str, argv: list[str], value_flags: list[str], groups: list[str]) -> bool:
@@ -32,6 +35,7 @@ def preload(directory: str, argv: list[str], value_flags: list[str], groups: lis
     verb = _verb(argv, value_flags)
     # Thousands of new objects, none of them garbage: no collections while they are made, and (frozen)
     # none walking them later.
+    collecting = gc.isenabled()
     gc.disable()
     try:
         with open(f"{directory}/{verb if verb in groups else 'default'}.startup", "rb") as f:
@@ -52,7 +56,16 @@ def preload(directory: str, argv: list[str], value_flags: list[str], groups: lis
     except (OSError, ValueError, EOFError, TypeError):
         return False
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
+
+
+def preload_later(group: str) -> bool:
+    """``preload`` of ``group`` from the directory the launcher named (see ``LATER``); False without one."""
+    if LATER is None:
+        return False
+    directory, groups = LATER
+    return preload(directory, ["", group], [], groups)
 
 
 def _verb(argv: list[str], value_flags: list[str]) -> str:

@@ -198,3 +198,43 @@ def test_the_runtime_run_group_defines_what_plain_imports_define(tmp_path: Path)
         subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "plain", json.dumps(sorted(cached))])
     )
     assert cached == plain
+
+
+def test_the_cli_run_group_defines_what_plain_imports_define(tmp_path: Path) -> None:
+    from kobako.cli.startup import groups
+
+    by_verb, flags = groups()
+    assert flags == set()  # `kobako` has no global flags: the verb is the first word
+    cache = tmp_path / "cache"
+    startupcache.build(str(cache), {"run": by_verb["run"]}, [SRC])
+    code = RUNTIME_PROBE.format(path=[SRC], cache=str(cache))
+    cached = json.loads(subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "cache"]))
+    assert "kobako.cli.containers" in cached and "kobako.snapshots.overlay" in cached
+    plain = json.loads(
+        subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "plain", json.dumps(sorted(cached))])
+    )
+    assert cached == plain
+
+
+LATER_PROBE = """
+import gc, json, sys
+sys.path[0:0] = {path!r}
+from kobako import startupcache
+report = {{"without": startupcache.preload_later("go")}}
+startupcache.LATER = ({cache!r}, ["go"])
+gc.disable()  # a caller that keeps the collector off (kobako run) finds it still off
+report["ran"] = startupcache.preload_later("go")
+report["gc"] = gc.isenabled()
+report["loaded"] = "pkg.lazy" in sys.modules
+print(json.dumps(report))
+"""
+
+
+def test_preload_later_uses_the_launchers_directory_and_keeps_the_collector_as_it_was(
+    tmp_path: Path, package: Path
+) -> None:
+    cache = tmp_path / "cache"
+    _build(cache, package)
+    code = LATER_PROBE.format(path=[str(package), SRC], cache=str(cache))
+    report = json.loads(subprocess.check_output([sys.executable, "-I", "-S", "-c", code]))
+    assert report == {"without": False, "ran": True, "gc": False, "loaded": True}

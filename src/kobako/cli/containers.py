@@ -84,6 +84,9 @@ def _run(argv: list[str], start: bool) -> int:
         from kobako.engine.monitor_fork import Prefork
 
         prefork = Prefork(reap_later=True)  # first, while this process is small: the monitor keeps its memory
+    from kobako.startupcache import preload_later
+
+    preload_later("run")  # then what this process needs, from the start-up cache (when the launcher has one)
     try:
         return _create_and_start(argv, start, prefork)
     finally:
