@@ -5,7 +5,8 @@ engine's default network becomes).
 
 ``--trace``: seven more `kobako run`s, traced: CLOCK_MONOTONIC stamps around the steps that matter in the CLI,
 its monitor and the container's init, as milliseconds since the launch; the median run is printed (the
-"clock_gettime breakdown"; the tracer itself adds about 4 ms).
+"clock_gettime breakdown"; the tracer itself adds about 4 ms). Traced runs name the CLI's start-up cache as the
+launcher does; the functions of the modules it preloads are wrapped right after it ran.
 
 ``--network``: instead, the extra time of ``--network bridge`` over ``--network none`` (kobako only, in a
 network namespace made here and deleted after); with ``--trace``, seven traced bridge runs (the network
@@ -31,9 +32,11 @@ from pathlib import Path
 from kobako.testing.busybox import make_rootfs
 
 KOBAKO = str(Path(sys.executable).parent / "kobako")
+# The kobako launcher's start-up cache (scripts/write_launchers.py)
+STARTUP_CACHE = str(Path(sys.executable).parent.parent / "share" / "kobako" / "kobako")
 
-# The CLI as the launcher starts it (-I -S), with a meta-path hook that wraps the functions named in STEPS as
-# their modules load: each call writes "pid ms >name" and "pid ms <name" (ms since the launch). The CLI keeps
+# The CLI as the launcher starts it (-I -S, the start-up cache named), with a meta-path hook that wraps the
+# functions named in STEPS as their modules load (and, for modules the cache preloads, right after it): each call writes "pid ms >name" and "pid ms <name" (ms since the launch). The CLI keeps
 # the file open; forked processes reopen it per stamp (the monitor closes the fds it inherits; the container's
 # init cannot see it after pivot_root).
 TRACER = r"""
@@ -41,6 +44,7 @@ import os, sys, time
 out, t0, paths, steps = sys.argv[1], float(sys.argv[2]), sys.argv[3].split(":"), eval(sys.argv[4])
 sys.path[0:0] = paths
 cli, fd = os.getpid(), os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+CACHE, wrapped = sys.argv[5], set()
 def stamp(event):
     line = f"{os.getpid()} {(time.clock_gettime(time.CLOCK_MONOTONIC) - t0) * 1000:.2f} {event}\n".encode()
     if os.getpid() == cli:
@@ -70,15 +74,31 @@ class Hook:
         load = spec.loader.exec_module
         def exec_module(module):
             load(module)
+            wrapped.add(fullname)
             for dotted in steps[fullname]:
                 owner, _, name = dotted.rpartition(".")
                 wrap(getattr(module, owner) if owner else module, name, dotted)
         spec.loader.exec_module = exec_module
         return spec
 sys.meta_path.insert(0, Hook())
+import kobako.startupcache as cache  # as the kobako launcher does; modules it preloads are wrapped after
+if os.path.isdir(CACHE):
+    cache.LATER = (CACHE, ["run"])
+preload_later = cache.preload_later
+def preload_then_wrap(group):
+    ran = preload_later(group)
+    for fullname, dotted_names in steps.items():
+        module = sys.modules.get(fullname)
+        if module is not None and fullname not in wrapped:
+            wrapped.add(fullname)
+            for dotted in dotted_names:
+                owner, _, name = dotted.rpartition(".")
+                wrap(getattr(module, owner) if owner else module, name, dotted)
+    return ran
+cache.preload_later = preload_then_wrap
 stamp("interpreter up")
 from kobako.cli.main import run_and_exit
-sys.argv = ["kobako", *sys.argv[5:]]
+sys.argv = ["kobako", *sys.argv[6:]]
 run_and_exit()
 """
 STEPS = {
@@ -143,7 +163,7 @@ def trace(env: dict[str, str], runs: int = 7, network: str = "none", enter: list
         with tempfile.NamedTemporaryFile(prefix="kobako-trace-") as out:
             t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
             subprocess.run([*(enter or []), sys.executable, "-I", "-S", "-c", TRACER, out.name, repr(t0),
-                            f"{src}:{sysconfig.get_paths()['purelib']}", repr(STEPS), *argv],
+                            f"{src}:{sysconfig.get_paths()['purelib']}", repr(STEPS), STARTUP_CACHE, *argv],
                            env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)  # fmt: skip
             total = (time.clock_gettime(time.CLOCK_MONOTONIC) - t0) * 1000
             time.sleep(0.2)  # the monitor's last stamps come after the CLI exits
