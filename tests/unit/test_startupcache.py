@@ -184,19 +184,24 @@ print(json.dumps({{n: sorted(k for k in vars(sys.modules[n]) if k not in ("__cac
 """
 
 
+def _cached_and_plain(tmp_path: Path, modules: list[str]) -> tuple[dict, dict]:
+    """What each module defines when the group runs from a cache, and when the same modules are imported."""
+    cache = tmp_path / "cache"
+    startupcache.build(str(cache), {"run": modules}, [SRC])
+    code = RUNTIME_PROBE.format(path=[SRC], cache=str(cache))
+    cached = json.loads(subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "cache"]))
+    plain = json.loads(
+        subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "plain", json.dumps(sorted(cached))])
+    )
+    return cached, plain
+
+
 def test_the_runtime_run_group_defines_what_plain_imports_define(tmp_path: Path) -> None:
     """The recorded order is a valid order for the real runtime modules (packages before use, etc.)."""
     from kobako.runtime.startup import groups
 
-    by_verb, _flags = groups()
-    cache = tmp_path / "cache"
-    startupcache.build(str(cache), {"run": by_verb["run"]}, [SRC])
-    code = RUNTIME_PROBE.format(path=[SRC], cache=str(cache))
-    cached = json.loads(subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "cache"]))
+    cached, plain = _cached_and_plain(tmp_path, groups()[0]["run"])
     assert "kobako.runtime.process.init" in cached and "kobako.cgroups" in cached
-    plain = json.loads(
-        subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "plain", json.dumps(sorted(cached))])
-    )
     assert cached == plain
 
 
@@ -205,14 +210,8 @@ def test_the_cli_run_group_defines_what_plain_imports_define(tmp_path: Path) -> 
 
     by_verb, flags = groups()
     assert flags == set()  # `kobako` has no global flags: the verb is the first word
-    cache = tmp_path / "cache"
-    startupcache.build(str(cache), {"run": by_verb["run"]}, [SRC])
-    code = RUNTIME_PROBE.format(path=[SRC], cache=str(cache))
-    cached = json.loads(subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "cache"]))
+    cached, plain = _cached_and_plain(tmp_path, by_verb["run"])
     assert "kobako.cli.containers" in cached and "kobako.snapshots.overlay" in cached
-    plain = json.loads(
-        subprocess.check_output([sys.executable, "-I", "-S", "-c", code, "plain", json.dumps(sorted(cached))])
-    )
     assert cached == plain
 
 
