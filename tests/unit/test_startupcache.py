@@ -210,8 +210,12 @@ def test_the_cli_run_group_defines_what_plain_imports_define(tmp_path: Path) -> 
 
     by_verb, flags = groups()
     assert flags == set()  # `kobako` has no global flags: the verb is the first word
-    cached, plain = _cached_and_plain(tmp_path, by_verb["run"])
+    cached, plain = _cached_and_plain(tmp_path / "run", by_verb["run"])
     assert "kobako.cli.containers" in cached and "kobako.snapshots.overlay" in cached
+    assert "kobako.cli.containers_io" not in cached  # after go: the "run-end" group
+    assert cached == plain
+    cached, plain = _cached_and_plain(tmp_path / "end", by_verb["run-end"])
+    assert "kobako.cli.containers_io" in cached and "kobako.runtime.lifecycle.delete" in cached
     assert cached == plain
 
 

@@ -133,7 +133,10 @@ def _create_and_start(argv: list[str], start: bool, prefork: object) -> int:
             pass
         _collect_garbage_again()
         if not opts.detach:
-            from kobako.cli import containers_io  # noqa: F401  # what comes next, imported now
+            from kobako.startupcache import preload_later
+
+            preload_later("run-end")  # what comes next, loaded now (or imported below without a cache)
+            from kobako.cli import containers_io  # noqa: F401
             from kobako.runtime import state  # noqa: F401
             from kobako.runtime.lifecycle import delete  # noqa: F401
 

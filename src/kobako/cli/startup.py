@@ -1,4 +1,5 @@
-"""What `kobako run` and `kobako create` preload (the group "run") from the start-up cache (see ``kobako.startupcache``).
+"""What `kobako run` and `kobako create` preload from the start-up cache (see ``kobako.startupcache``): the
+group "run" up to `go`, "run-end" while the monitor creates the task.
 
 Unlike the runtime's launcher, `kobako` preloads late: ``run`` forks the container's monitor first, while
 the process is small (the monitor keeps what it inherits), and only then loads the group, so the monitor
@@ -39,21 +40,25 @@ _RUN = [
     "kobako.mount",
     "kobako.libc",
     "kobako.runtime.security.default_seccomp",
-    "kobako.cli.containers_io",
-    "kobako.runtime.status",
-    "kobako.runtime.state",
-    "kobako.runtime.lifecycle.delete",
     # C extensions imported inside functions on the way
     "_json",
     "_sqlite3",
     "_ctypes",
     "resource",
     "fcntl",
-    "select",
     "_socket",
+]
+# What a foreground run needs after `go` (attaching, then removing a --rm container): loaded while the
+# monitor creates the task, off the critical path.
+_RUN_END = [
+    "kobako.cli.containers_io",
+    "kobako.runtime.status",
+    "kobako.runtime.state",
+    "kobako.runtime.lifecycle.delete",
+    "select",
 ]
 
 
 def groups() -> tuple[dict[str, list[str]], set[str]]:
     """The groups by verb, and the global flags that take a value (none: the verb is the first word)."""
-    return {"run": _RUN}, set()
+    return {"run": _RUN, "run-end": _RUN_END}, set()
