@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kobako.testing.api_service import ApiService
+from kobako.testing.api_service import ApiService, local_registry
 
 KOBAKO = str(Path(sys.executable).parent / "kobako")
 DOCKER = shutil.which("docker")
@@ -201,21 +200,7 @@ def test_build_from_a_context(d: Service) -> None:
 
 
 def test_pull_and_push_through_a_local_registry(d: Service) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    registry = subprocess.Popen([KOBAKO, "registry", "serve", "--addr", f"127.0.0.1:{port}", "--root",
-                                 str(d.base / "registry")], env=d.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the registry did not start"
-                time.sleep(0.05)
+    with local_registry(d.base / "registry", d.env) as port:
         ref = f"127.0.0.1:{port}/team/box:1"
         d("tag", "busybox", ref)
         push = d("push", ref, timeout=120)
@@ -226,9 +211,6 @@ def test_pull_and_push_through_a_local_registry(d: Service) -> None:
         assert d("run", "--rm", ref, "echo", "pulled").stdout == "pulled\n"
         d("rmi", ref)
         assert d("pull", f"127.0.0.1:{port}/none:1", check=False, timeout=60).returncode != 0
-    finally:
-        registry.terminate()
-        registry.wait(10)
 
 
 def test_network_create_ls_rm(d: Service) -> None:

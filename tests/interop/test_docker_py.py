@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kobako.testing.api_service import ApiService
+from kobako.testing.api_service import ApiService, local_registry
 
 docker = pytest.importorskip("docker", reason="docker-py is not installed (pip install docker)")
 KOBAKO = str(Path(sys.executable).parent / "kobako")
@@ -121,21 +118,7 @@ def test_images_build(client, service: Service) -> None:
 
 
 def test_images_pull(client, service: Service) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    registry = subprocess.Popen([KOBAKO, "registry", "serve", "--addr", f"127.0.0.1:{port}", "--root",
-                                 str(service.base / "registry")], env=service.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    with local_registry(service.base / "registry", service.env) as port:
         repo = f"127.0.0.1:{port}/py/box"
         client.images.get("busybox").tag(repo, "2")
         for _ in client.images.push(repo, tag="2", stream=True, decode=True):
@@ -144,6 +127,3 @@ def test_images_pull(client, service: Service) -> None:
         pulled = client.images.pull(repo, tag="2")
         assert f"{repo}:2" in pulled.tags
         client.images.remove(f"{repo}:2")
-    finally:
-        registry.terminate()
-        registry.wait(10)

@@ -128,10 +128,6 @@ def print_usage(text: str, flags: Flags) -> int:
 
 def parse_labels(items: list[str], flag: str = "--label") -> dict[str, str]:
     """``K=V`` (or a bare ``K``, an empty value) items into a dict; an empty name is an error."""
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid argument {item!r} for {flag}: empty label name")
-        out[key] = value
-    return out
+    from kobako.engine.envfiles import label_pair
+
+    return dict(label_pair(item, flag) for item in items)

@@ -53,21 +53,11 @@ def cmd_create(argv: list[str]) -> int:
     svc = _service()
     try:
         net = svc.create(rest[0], subnet=opts.subnet, gateway=opts.gateway, internal=bool(opts.internal),
-                         labels=parse_labels(opts.label), options=_options(opts.opt))  # fmt: skip
+                         labels=parse_labels(opts.label), options=parse_labels(opts.opt, "--opt"))  # fmt: skip
     finally:
         svc.close()
     print(net.id)
     return 0
-
-
-def _options(values: list[str]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"invalid --opt {value!r}: expected KEY=VALUE")
-        out[key] = val
-    return out
 
 
 LS = Flags(

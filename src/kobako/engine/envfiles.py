@@ -59,7 +59,7 @@ def env_from_file(path: str) -> list[str]:
 def label_pair(item: str, flag: str = "--label") -> tuple[str, str]:
     key, _, value = item.partition("=")
     if not key:
-        raise InvalidArgument(f"invalid argument {item!r} for {flag}: empty label name")
+        raise InvalidArgument(f"invalid argument {item!r} for {flag}: empty name")
     return key, value
 
 

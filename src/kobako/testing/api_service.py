@@ -3,12 +3,14 @@ socket in a temp dir, started, waited for, and stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 KOBAKO = str(Path(sys.executable).parent / "kobako")
@@ -54,3 +56,26 @@ class ApiService:
     def mounts_left(self) -> list[str]:
         with open("/proc/self/mountinfo") as f:
             return [line.split()[4] for line in f if line.split()[4].startswith(str(self.root))]
+
+
+@contextlib.contextmanager
+def local_registry(root: Path, env: dict[str, str]) -> Iterator[int]:
+    """``kobako registry serve`` on a free loopback port, storage under ``root``: its port, stopped after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    registry = subprocess.Popen([KOBAKO, "registry", "serve", "--addr", f"127.0.0.1:{port}", "--root", str(root)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                assert registry.poll() is None and time.monotonic() < deadline, "the registry did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        registry.terminate()
+        registry.wait(10)

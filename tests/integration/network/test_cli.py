@@ -112,7 +112,7 @@ def test_create_with_an_mtu_option_and_bad_options(kobako) -> None:
     assert plain["Options"]["com.docker.network.driver.mtu"] == "65535"
     for bad, says in ((["-o", "mtu=99999"], "an MTU from 68 to 65535"), (["-o", "mtu=big"], "an MTU"),
                       (["-o", "com.docker.network.bridge.enable_icc=false"], "unsupported network option"),
-                      (["-o", "mtu"], "expected KEY=VALUE")):  # fmt: skip
+                      (["-o", "mtu"], "an MTU"), (["-o", "=1400"], "empty name")):  # fmt: skip
         proc = kobako("network", "create", *bad, "kbt-bad", check=False)
         assert proc.returncode != 0 and says in proc.stderr, (bad, proc.stderr)
     assert "kbt-bad" not in kobako("network", "ls").stdout

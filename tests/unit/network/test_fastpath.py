@@ -25,24 +25,21 @@ def test_a_map_is_used_only_if_this_boots_record_names_it(tmp_path: Path) -> Non
             record = tmp_path / "fastpath" / nid
             assert record.stat().st_mode & 0o777 == 0o600
             boot, map_id = record.read_text().split()
-            assert (
-                boot == fastpath._boot_id()
-                and int(map_id) == struct.unpack_from("<I", fastpath._map_info(fd), 4)[0]
-            )
+            assert boot == fastpath._boot_id() and int(map_id) == fastpath.map_id(fd)
             again = fastpath._ensure_map(records, nid)  # the recorded map, not a second one
-            assert fastpath._map_info(again)[4:8] == fastpath._map_info(fd)[4:8]
+            assert fastpath.map_id(again) == fastpath.map_id(fd)
             os.close(again)
             fastpath._update(fd, "10.1.2.3", 7)
             assert fastpath.entries(records, nid) == {"10.1.2.3": 7}
             fastpath.forget(records, nid, "10.1.2.3")
             assert fastpath.entries(records, nid) == {}
-            squatter_id = struct.unpack_from("<I", fastpath._map_info(squatter), 4)[0]
+            squatter_id = fastpath.map_id(squatter)
             for text in (f"another-boot {map_id}\n", f"{boot} {squatter_id + 10**6}\n", "garbage"):
                 record.write_text(text)
                 assert fastpath._open_map(records, nid) is None, text
             other = fastpath._create_map("cd" * 32)  # alive and recorded, but another network's
             try:
-                other_id = struct.unpack_from("<I", fastpath._map_info(other), 4)[0]
+                other_id = fastpath.map_id(other)
                 record.write_text(f"{boot} {other_id}\n")
                 assert fastpath._open_map(records, nid) is None
             finally:

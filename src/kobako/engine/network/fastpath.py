@@ -206,9 +206,14 @@ def _create_map(network_id: str) -> int:
     return bpf.call(bpf.MAP_CREATE, attr)[0]
 
 
-def _boot_id(path: str = "/proc/sys/kernel/random/boot_id") -> str:
-    with open(path) as f:
-        return f.read().strip()
+_boot: list[str] = []  # this boot's id, read once
+
+
+def _boot_id() -> str:
+    if not _boot:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            _boot.append(f.read().strip())
+    return _boot[0]
 
 
 def _open_map(records: str, network_id: str) -> int | None:
@@ -246,13 +251,9 @@ def _ensure_map(records: str, network_id: str) -> int:
             return fd
         fd = _create_map(network_id)
         try:
-            info = _map_info(fd)
-            map_id = struct.unpack_from("<I", info, 4)[0]
-            path = os.path.join(records, network_id)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
-                f.write(f"{_boot_id()} {map_id}\n")
-            os.replace(tmp, path)
+            from kobako.engine.containers import write_atomic
+
+            write_atomic(os.path.join(records, network_id), f"{_boot_id()} {map_id(fd)}\n".encode())
         except BaseException:
             os.close(fd)
             raise
@@ -268,6 +269,10 @@ def _map_info(fd: int) -> bytes:
     info = libc.byte_buffer(b"", 96)
     bpf.call(bpf.OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, 96, bpf.address(info)))
     return bytes(info)
+
+
+def map_id(fd: int) -> int:
+    return struct.unpack_from("<I", _map_info(fd), 4)[0]
 
 
 def _name_of(fd: int) -> bytes:

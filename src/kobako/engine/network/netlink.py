@@ -207,37 +207,35 @@ class Netlink:
 
     # -- the few queries the bridge code needs --------------------------------------------------------
 
-    def link_index(self, name: str) -> int | None:
+    def _link(self, name: str) -> bytes | None:
+        """The RTM_NEWLINK reply describing link ``name``; None if there is no such link."""
         seq = self._send_raw(RTM_GETLINK, ifinfo(attrs=(attr(IFLA_IFNAME, name),)), NLM_F_ACK)
-        index = None
+        reply = None
         try:
             for _mtype, chunk in self._replies(seq):
-                (index,) = struct.unpack_from("=i", chunk, 20)  # ifinfomsg.ifi_index after the header
+                reply = chunk
         except OSError as exc:
             if exc.errno in (errno.ENODEV, errno.ENOENT):
                 return None
             raise
-        return index
+        return reply
+
+    def link_index(self, name: str) -> int | None:
+        reply = self._link(name)
+        return None if reply is None else struct.unpack_from("=i", reply, 20)[0]  # ifinfomsg.ifi_index
 
     def link_mtu(self, name: str) -> int | None:
         """Link ``name``'s MTU; None if there is no such link."""
-        seq = self._send_raw(RTM_GETLINK, ifinfo(attrs=(attr(IFLA_IFNAME, name),)), NLM_F_ACK)
-        mtu = None
-        try:
-            for _mtype, chunk in self._replies(seq):
-                offset = 32  # the attributes follow the header and the ifinfomsg
-                while offset + 4 <= len(chunk):
-                    length, kind = struct.unpack_from("=HH", chunk, offset)
-                    if length < 4:
-                        break
-                    if kind == IFLA_MTU and length >= 8:
-                        (mtu,) = struct.unpack_from("=I", chunk, offset + 4)
-                    offset += (length + 3) & ~3
-        except OSError as exc:
-            if exc.errno in (errno.ENODEV, errno.ENOENT):
-                return None
-            raise
-        return mtu
+        reply = self._link(name)
+        offset = 32  # the attributes follow the header and the ifinfomsg
+        while reply is not None and offset + 4 <= len(reply):
+            length, kind = struct.unpack_from("=HH", reply, offset)
+            if length < 4:
+                break
+            if kind == IFLA_MTU and length >= 8:
+                return struct.unpack_from("=I", reply, offset + 4)[0]
+            offset += (length + 3) & ~3
+        return None
 
     def links(self) -> list[dict[str, Any]]:
         """Every link: {"index", "name", "kind", "master", "flags"}."""

@@ -53,8 +53,8 @@ _MTU_KEYS = ("mtu", "com.docker.network.driver.mtu")  # podman's and docker's na
 def driver_options(options: dict[str, str] | None) -> tuple[int, dict[str, str]]:
     """(link MTU, the options to keep) from ``network create -o`` options; unknown keys are refused, not
     silently ignored (a forgotten isolation option would fail open)."""
-    mtu = INTERNAL_MTU
-    for key, value in (options or {}).items():
+    options, mtu = dict(options or {}), INTERNAL_MTU
+    for key, value in options.items():
         if key not in _MTU_KEYS:
             raise InvalidArgument(f"unsupported network option {key!r}: the bridge driver takes only "
                                   f"{' or '.join(_MTU_KEYS)}")  # fmt: skip
@@ -64,9 +64,9 @@ def driver_options(options: dict[str, str] | None) -> tuple[int, dict[str, str]]
             mtu = 0
         if not 68 <= mtu <= INTERNAL_MTU:
             raise InvalidArgument(f"invalid network option {key}={value!r}: an MTU from 68 to {INTERNAL_MTU}")
-    if len({(options or {}).get(k, str(mtu)) for k in _MTU_KEYS}) > 1:
+    if len({options.get(k, str(mtu)) for k in _MTU_KEYS}) > 1:
         raise InvalidArgument(f"network options {' and '.join(_MTU_KEYS)} disagree")
-    return mtu, dict(options or {})
+    return mtu, options
 
 
 class NetworkService:
