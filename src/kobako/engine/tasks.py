@@ -108,6 +108,10 @@ def observe(store: ContainerStore, container_id: str) -> TaskState:
         if st.status in ("running", "paused"):
             st.status = "running"  # exited a moment ago; the monitor is recording it
         return st
+    # The monitor may have recorded the end and exited between our first read and the checks above.
+    recorded = load(store, container_id)
+    if recorded.status not in ACTIVE:
+        return recorded
     # Nobody is watching and nothing runs: the container ended unseen (or never got going).
     if st.status != "restarting":
         st.exit_code = UNKNOWN_EXIT

@@ -109,6 +109,26 @@ def test_observe_dead_monitor_and_dead_container_is_exited_unknown(
     assert st.status == "exited" and st.exit_code == tasks.UNKNOWN_EXIT and st.finished_at.endswith("Z")
 
 
+def test_observe_sees_an_exit_the_monitor_recorded_while_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor records the exit code, deletes the runtime state and exits, all between observe's first
+    read and its check of the monitor: the recorded code wins over "unknown"."""
+    monkeypatch.setenv("KOBAKO_ROOT", str(tmp_path))
+    store, rec = _record(tmp_path)
+    running = tasks.TaskState(status="running", pid=999999, pid_start=5, monitor_pid=999998, monitor_start=5)
+    tasks.save(store, rec.id, running)
+    recorded = tasks.TaskState(status="exited", exit_code=137, finished_at="2026-01-01T00:00:01Z")
+
+    def monitor_gone(st: tasks.TaskState) -> bool:
+        tasks.save(store, rec.id, recorded)  # what the monitor wrote just before it went
+        return False
+
+    monkeypatch.setattr(tasks, "monitor_alive", monitor_gone)
+    st = tasks.observe(store, rec.id)
+    assert (st.status, st.exit_code) == ("exited", 137)
+
+
 def test_observe_live_monitor_is_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KOBAKO_ROOT", str(tmp_path))
     store, rec = _record(tmp_path)
